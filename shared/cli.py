@@ -1,0 +1,86 @@
+"""The `mailpulse` command: administration from the shell (access tokens for now)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import __version__
+from . import config as config_module
+from .errors import ConfigError
+from .keys import Keys
+from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
+from .tokens import SCOPES, TokenError, TokenStore
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"
+
+
+def tokens_issue(store: TokenStore, args) -> None:
+    token = store.issue(args.scope or ["*"], args.description)
+    print(f"Access token ({', '.join(args.scope or ['*'])}); it is shown only this once:",
+          file=sys.stderr)
+    print(token)
+
+
+def tokens_list(store: TokenStore, args) -> None:
+    rows = [("ID", "DESCRIPTION", "SCOPES", "CREATED", "LAST USED", "FROM")]
+    for t in store.list():
+        rows.append((t.id, t.description or "-", ",".join(t.scopes), _when(t.created),
+                     _when(t.last_used), t.last_ip or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
+
+
+def tokens_revoke(store: TokenStore, args) -> None:
+    token = store.revoke(args.id)
+    print(f"revoked {token.id} ({token.description or 'no description'})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailpulse", description="mailpulse administration",
+        epilog="settings (environment or .env):\n" + config_module.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mailpulse {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    tokens = groups.add_parser("tokens", help="manage access tokens", description="manage access tokens")
+    actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = actions.add_parser("issue", help="create a token and print it (last line of stdout)",
+                               description="create a token and print it alone on the last line")
+    issue.add_argument("--scope", action="append", choices=SCOPES,
+                       help="scope of the token, repeatable; * (all scopes) when none is given")
+    issue.add_argument("--description", default="", help="what the token is for")
+    issue.set_defaults(run=tokens_issue)
+    listing = actions.add_parser("list", help="list tokens", description="list tokens")
+    listing.set_defaults(run=tokens_list)
+    revoke = actions.add_parser("revoke", help="revoke a token by id", description="revoke a token by id")
+    revoke.add_argument("id", help="token id as `tokens list` shows it")
+    revoke.set_defaults(run=tokens_revoke)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_module.load()
+        conn = connect(config)
+        wait_until_ready(conn, config)
+        args.run(TokenStore(conn, Keys(config.REDIS_PREFIX)), args)
+    except ConfigError as exc:
+        print(f"mailpulse: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TokenError as exc:
+        print(f"mailpulse: {exc}", file=sys.stderr)
+        return 1
+    except TRANSIENT_ERRORS as exc:
+        print(f"mailpulse: Redis unavailable: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""One typed table of every setting, read from the environment and then from `.env`.
+
+Every process reads its configuration here and nowhere else. A value that does not parse raises
+ConfigError with a one-line message that names the setting; entry points print it and exit.
+The environment wins over `.env` (the convention honcho follows too).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{value} must be greater than 0")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{redact_url(text)!r} is not a redis://, rediss:// or unix:// URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"{redact_url(text)!r} has an invalid port") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"{redact_url(text)!r} has no host")
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"{redact_url(text)!r}: database {db!r} is not a number")
+    return text
+
+
+def _prefix(text: str) -> str:
+    if text and not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        raise ValueError(f"{text!r} may only hold letters, digits and _ . : -")
+    return text
+
+
+def _token(text: str) -> str:
+    if text and not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ValueError("must be 64 lower-case hex characters (as `mailpulse tokens issue` prints)")
+    return text
+
+
+def _scopes(text: str) -> tuple[str, ...]:
+    from .tokens import SCOPES
+
+    scopes = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"{text!r}: scopes are a comma-separated list of {', '.join(SCOPES)}")
+    return scopes
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"{text!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], object]
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("HOST", str, "127.0.0.1", "address the web process binds"),
+    Setting("PORT", _int_in(1, 65535), "3000", "port the web process binds (Procfile convention)"),
+    Setting("REDIS_URL", _redis_url, "redis://127.0.0.1:6479/0",
+            "Redis to use; the default is the embedded one the Procfile starts"),
+    Setting("REDIS_PREFIX", _prefix, "", "prefix for every key, to share one Redis between installs"),
+    Setting("REDIS_WAIT_SECONDS", _positive_float, "30",
+            "how long a starting process waits for Redis to answer"),
+    Setting("VAR_DIR", str, "var", "directory for local state (secret, embedded Redis data)"),
+    Setting("PROMETHEUS_MULTIPROC_DIR", str, "",
+            "per-host directory of the processes' metric files (default VAR_DIR/metrics)"),
+    Setting("SERVICE_SECRET", str, "",
+            "key of webhook signatures and of encryption at rest; generated once when unset"),
+    Setting("PREPARED_TOKEN", _token, "", "an access token installed at start (64 hex)"),
+    Setting("PREPARED_TOKEN_SCOPES", _scopes, "*", "scopes of PREPARED_TOKEN, comma-separated"),
+    Setting("HEARTBEAT_INTERVAL", _positive_float, "5", "seconds between worker heartbeats"),
+    Setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+class Config(dict):
+    """Parsed settings by name; attribute access for readability (`config.PORT`)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def load(env: dict[str, str] | None = None, dotenv_path: str = ".env") -> Config:
+    """Parse every setting; the first bad one raises ConfigError naming it."""
+    if env is None:
+        env = dict(os.environ)
+    file_values = dotenv_values(dotenv_path) if os.path.exists(dotenv_path) else {}
+    config = Config()
+    for setting in SETTINGS:
+        raw = env.get(setting.name)
+        if raw is None:
+            raw = file_values.get(setting.name)
+        if raw is None:
+            raw = setting.default
+        try:
+            config[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from None
+    config["VAR_DIR"] = os.path.abspath(config.VAR_DIR)
+    config["PROMETHEUS_MULTIPROC_DIR"] = os.path.abspath(
+        config.PROMETHEUS_MULTIPROC_DIR or os.path.join(config.VAR_DIR, "metrics"))
+    return config
+
+
+def describe() -> str:
+    """The settings table as text, for `--help` epilogs."""
+    return "\n".join(f"  {s.name:<24} {s.help} (default: {s.default or 'unset'})" for s in SETTINGS)

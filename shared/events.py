@@ -1,0 +1,49 @@
+"""The one way to emit an event: count it, build the webhook payload, enqueue its delivery.
+
+Emitting never waits on a delivery: the payload goes to the rq queue `notify`, where the webhook
+workers pick it up. Every producer (IMAP workers, the API) calls `emit`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import redis
+from rq import Queue
+
+from . import metrics
+from .keys import Keys
+
+EVENTS = ("messageNew", "messageDeleted", "messageUpdated", "mailboxNew", "mailboxDeleted",
+          "mailboxReset", "authenticationError", "authenticationSuccess", "connectError",
+          "accountInitialized", "accountAdded", "accountDeleted", "test")
+DELIVER = "workers.webhooks.delivery.deliver"  # the job function, imported by the worker only
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_payload(event: str, account: str | None, data: dict | None, path: str | None = None,
+                  special_use: str | None = None, service_url: str = "") -> dict:
+    payload = {"serviceUrl": service_url, "account": account, "date": now_iso()}
+    if path is not None:
+        payload["path"] = path
+    if special_use is not None:
+        payload["specialUse"] = special_use
+    payload.update(event=event, data=data if data is not None else {})
+    return payload
+
+
+def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, data: dict | None = None,
+         path: str | None = None, special_use: str | None = None, service_url: str = "") -> str:
+    """Count and enqueue one event; returns the rq job id. Raises redis errors to the caller."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    payload = build_payload(event, account, data, path, special_use, service_url)
+    event_id = uuid.uuid4().hex
+    job = Queue(keys.queue("notify"), connection=conn).enqueue(
+        DELIVER, payload, event_id, meta={"event": event, "eventId": event_id})
+    metrics.safely(metrics.events.labels(event=event).inc)
+    return job.id

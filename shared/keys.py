@@ -1,0 +1,22 @@
+"""Names of every Redis key mailpulse owns, in one place, all under REDIS_PREFIX."""
+
+QUEUE_NAMES = ("notify",)  # rq queues of the system, as the metric label `queue` names them
+
+
+class Keys:
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        base = f"{prefix}mp:"
+        self.tokens = base + "tokens"  # set of token hashes
+        self.heartbeats = base + "heartbeats"  # zset worker id -> last beat (unix time)
+        self.workers = base + "workers"  # hash worker id -> json {type, host, pid, started}
+        self.secret_fingerprint = base + "secret-fingerprint"
+        self.health_probe = base + "health-probe"
+        self._base = base
+
+    def token(self, token_hash: str) -> str:
+        return f"{self._base}token:{token_hash}"
+
+    def queue(self, name: str) -> str:
+        """rq queue name: the prefix keeps installs sharing one Redis apart."""
+        return self.prefix + name

@@ -1,0 +1,72 @@
+"""Start, heartbeat and clean exit of a mailpulse process (web, imap or webhooks).
+
+start(): waits for Redis, counts `thread_starts`, leaves a marker in the metrics directory and
+registers a heartbeat. heartbeat_loop(): beats until told to stop, riding out Redis outages.
+stop(): counts `thread_stops`, removes the process's live gauges, marker and heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from . import metrics, metricsdir
+from .config import Config
+from .heartbeats import Heartbeats
+from .keys import Keys
+from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
+from .secret import check_shared_secret, service_secret
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    def __init__(self, config: Config, process_type: str):
+        self.config = config
+        self.process_type = process_type
+        self.keys = Keys(config.REDIS_PREFIX)
+        self.redis = connect(config)
+        self.heartbeats = Heartbeats(self.redis, self.keys)
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.worker_id: str | None = None
+        self._info_json = ""
+
+    def start(self) -> None:
+        """Raises ConfigError when Redis never answers or the service secret disagrees."""
+        wait_until_ready(self.redis, self.config)
+        check_shared_secret(self.redis, self.keys, service_secret(self.config))
+        metricsdir.register(self.config.PROMETHEUS_MULTIPROC_DIR, self.process_type)
+        metrics.safely(metrics.thread_starts.inc)
+        self.worker_id = self.heartbeats.register(self.process_type, self.pid, self.started)
+        self._info_json = json.dumps({"type": self.process_type, "host": socket.gethostname(),
+                                      "pid": self.pid, "started": self.started})
+        log.info("%s process started (pid %d)", self.process_type, self.pid)
+
+    def heartbeat_loop(self, stop: threading.Event) -> None:
+        """Beat every HEARTBEAT_INTERVAL until `stop` is set; a lost Redis is retried."""
+        failing = False
+        while not stop.wait(self.config.HEARTBEAT_INTERVAL):
+            try:
+                self.heartbeats.beat(self.worker_id, self._info_json)
+                if failing:
+                    log.info("Redis is back")
+                    failing = False
+            except TRANSIENT_ERRORS as exc:
+                if not failing:
+                    log.warning("Redis unavailable, retrying: %s", exc)
+                    failing = True
+
+    def stop(self) -> None:
+        metrics.safely(metrics.thread_stops.inc)
+        metricsdir.unregister(self.config.PROMETHEUS_MULTIPROC_DIR, self.pid)
+        if self.worker_id:
+            try:
+                self.heartbeats.unregister(self.worker_id)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not remove heartbeat (Redis unavailable): %s", exc)
+        log.info("%s process stopped", self.process_type)

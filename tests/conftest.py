@@ -1,0 +1,74 @@
+"""Fixtures: a real redis-server per session (flushed per test), mailpulse processes per test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# In-process imports of shared.metrics need multiprocess mode, before prometheus_client loads.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mailpulse-test-metrics-"))
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+import requests  # noqa: E402
+from support.servers import Process, RedisServer, base_env, wait_for  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    if redis_server.proc.poll() is not None:  # a test stopped it
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def conn(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def env(redis_url, tmp_path):
+    return base_env(redis_url, tmp_path)
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """spawn(module, env) starts a real process; every one still running is stopped at the end."""
+    started = []
+
+    def start(module: str, env: dict, *args) -> Process:
+        proc = Process(module, env, tmp_path / f"{module}-{len(started)}.log", args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop(timeout=10)
+
+
+@pytest.fixture
+def web(spawn, env):
+    """A running web process; `.url` is its base URL."""
+    proc = spawn("web", env)
+    proc.url = f"http://127.0.0.1:{env['PORT']}"
+
+    def listening():
+        try:
+            return requests.get(proc.url + "/health", timeout=2) is not None
+        except requests.ConnectionError:
+            assert proc.proc.poll() is None, proc.output()
+            return False
+
+    wait_for(listening, what="the web process to listen")
+    return proc

@@ -1,0 +1,1 @@
+"""The web process: REST API, /health and the aggregated /metrics. Never gevent-patched."""

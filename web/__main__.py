@@ -1,0 +1,77 @@
+"""Web process: `python -m web`. Serves HOST:PORT with waitress; SIGTERM/SIGINT exit cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import threading
+
+from shared import bootstrap
+from shared import config as config_module
+from shared.errors import ConfigError
+
+log = logging.getLogger("web")
+
+
+def _stop_on_signal(signum, frame):
+    # Only unwinds the main thread's accept loop; the clean-up runs in normal code, never here.
+    raise SystemExit(0)
+
+
+def create_server(app, config):
+    from waitress import create_server as waitress_server
+
+    try:
+        return waitress_server(app, host=config.HOST, port=config.PORT, threads=8, ident="mailpulse")
+    except socket.gaierror as exc:
+        raise ConfigError(f"HOST: cannot resolve {config.HOST!r} ({exc.strerror})") from None
+    except OSError as exc:
+        raise ConfigError(f"PORT: cannot listen on {config.HOST}:{config.PORT} ({exc.strerror})") from None
+
+
+def install_prepared_token(app, config) -> None:
+    if config.PREPARED_TOKEN:
+        app.config["TOKENS"].install(config.PREPARED_TOKEN, config.PREPARED_TOKEN_SCOPES, "prepared token")
+        log.info("prepared token installed (scopes %s)", ",".join(config.PREPARED_TOKEN_SCOPES))
+
+
+def main() -> None:
+    argparse.ArgumentParser(
+        prog="python -m web", description="mailpulse web process (REST API, /health, /metrics)",
+        epilog="settings (environment or .env):\n" + config_module.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    try:
+        config = bootstrap.prepare("web")
+        from shared.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
+        from web.app import create_app
+
+        app = create_app(config)
+        server = create_server(app, config)
+        lifecycle = Lifecycle(config, "web")
+        lifecycle.start()
+        install_prepared_token(app, config)
+    except ConfigError as exc:
+        bootstrap.exit_on_config_error(exc)
+    stop = threading.Event()
+    beats = threading.Thread(target=lifecycle.heartbeat_loop, args=(stop,), name="heartbeat", daemon=True)
+    beats.start()
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    log.info("listening on http://%s:%d", config.HOST, config.PORT)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop.set()
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)
+        lifecycle.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Scrape-time collectors: metrics computed from Redis when Prometheus asks, never pushed."""

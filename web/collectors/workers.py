@@ -1,0 +1,38 @@
+"""threads{type,recent} and unresponsive_workers, from the heartbeats in Redis."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.core import GaugeMetricFamily
+
+from shared.heartbeats import RECENT, Heartbeats, is_live
+from shared.metrics import PROCESS_TYPES
+
+
+def live_counts(heartbeats: Heartbeats, interval: float) -> tuple[dict, int]:
+    """({(type, recent): live count}, unresponsive count)."""
+    now = time.time()
+    counts = {(t, r): 0 for t in PROCESS_TYPES for r in ("yes", "no")}
+    unresponsive = 0
+    for worker in heartbeats.workers(now):
+        if not is_live(worker, interval, now):
+            unresponsive += 1
+        elif worker.type in PROCESS_TYPES:
+            counts[(worker.type, "yes" if now - worker.started < RECENT else "no")] += 1
+    return counts, unresponsive
+
+
+class WorkersCollector:
+    def __init__(self, heartbeats: Heartbeats, interval: float):
+        self.heartbeats = heartbeats
+        self.interval = interval
+
+    def collect(self):
+        counts, unresponsive = live_counts(self.heartbeats, self.interval)
+        threads = GaugeMetricFamily("threads", "Live worker processes per type", labels=["type", "recent"])
+        for (process_type, recent), count in counts.items():
+            threads.add_metric([process_type, recent], count)
+        yield threads
+        yield GaugeMetricFamily("unresponsive_workers", "Workers whose heartbeat is overdue",
+                                value=unresponsive)
