@@ -17,6 +17,10 @@ class Keys:
     def token(self, token_hash: str) -> str:
         return f"{self._base}token:{token_hash}"
 
+    def account(self, account_id: str) -> str:
+        """Hash of one account's record (its field `webhooks` overrides the global webhook URL)."""
+        return f"{self._base}account:{account_id}"
+
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""
         return self.prefix + name
