@@ -1,0 +1,34 @@
+"""A real process that records metrics the way a worker does, for aggregation tests.
+
+Usage: python -m support.metric_writer COUNT GAUGE  (with PYTHONPATH=tests)
+Counts `imap_responses{response="OK",code=""}` COUNT times, sets
+imap_connections{status="connected"} to GAUGE, prints "ready", then waits for SIGTERM.
+"""
+
+import signal
+import sys
+import threading
+
+from shared import bootstrap
+
+
+def main() -> None:
+    count, gauge = int(sys.argv[1]), float(sys.argv[2])
+    config = bootstrap.prepare("imap")
+    from shared import metrics
+    from shared.lifecycle import Lifecycle
+
+    lifecycle = Lifecycle(config, "imap")
+    lifecycle.start()
+    for _ in range(count):
+        metrics.imap_responses.labels(response="OK", code="").inc()
+    metrics.imap_connections.labels(status="connected").set(gauge)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("ready", flush=True)
+    stop.wait()
+    lifecycle.stop()
+
+
+if __name__ == "__main__":
+    main()
