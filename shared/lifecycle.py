@@ -40,7 +40,6 @@ class Lifecycle:
         """Raises ConfigError when Redis never answers or the service secret disagrees."""
         wait_until_ready(self.redis, self.config)
         check_shared_secret(self.redis, self.keys, service_secret(self.config))
-        metricsdir.register(self.config.PROMETHEUS_MULTIPROC_DIR, self.process_type)
         metrics.safely(metrics.thread_starts.inc)
         self.worker_id = self.heartbeats.register(self.process_type, self.pid, self.started)
         self._info_json = json.dumps({"type": self.process_type, "host": socket.gethostname(),
@@ -63,7 +62,7 @@ class Lifecycle:
 
     def stop(self) -> None:
         metrics.safely(metrics.thread_stops.inc)
-        metricsdir.unregister(self.config.PROMETHEUS_MULTIPROC_DIR, self.pid)
+        metricsdir.unregister(self.config.PROMETHEUS_MULTIPROC_DIR, metricsdir.instance_id(self.pid))
         if self.worker_id:
             try:
                 self.heartbeats.unregister(self.worker_id)

@@ -39,6 +39,10 @@ webhook_req = Histogram("webhook_req", "Duration of webhook requests in millisec
                         buckets=WEBHOOK_REQ_BUCKETS)
 queues_processed = Counter("queues_processed", "Queue job attempts", ["queue", "status"])
 
+# Our own, beyond the contract.
+metric_files_corrupt = Counter("mailpulse_metric_files_corrupt",
+                               "Corrupt multiprocess metric files found (skipped, set aside once dead)")
+
 
 def safely(record, *args, **kwargs) -> None:
     """Call a metric update; log and ignore any error so that metrics never break work."""

@@ -1,25 +1,34 @@
-"""Lifecycle of the per-host multiprocess metrics directory.
+"""The per-host multiprocess metrics directory: who wrote which file, and who is still alive.
 
-Each process leaves a marker `proc_<pid>.json` (its type and kernel start time) next to its
-metric files. A clean exit removes the process's live gauge files and its marker. A process that
-died without that (SIGKILL, OOM) still has its marker; `sweep_dead` finds it, removes its live
-gauges (so `livesum` gauges stop counting it) and reports it once, so that the caller can count
-it in `thread_stops`. The kernel start time tells a dead pid from one the kernel gave again to a
-new process. Markers are `.json`, so prometheus_client's collector never reads them.
+prometheus_client names a process's files by pid (`counter_<pid>.db`). A pid is reused by the
+kernel, and a new process that finds an old file under its pid continues counting from the dead
+process's values, stale live gauges included. So every mailpulse process names its files by an
+*instance id*, `<pid>-<kernel start time>`, unique for the life of the host. An instance is alive
+exactly when /proc shows that pid with that start time.
+
+Each instance also leaves a marker `proc_<instance>.json` (its type). A clean exit removes its
+live gauge files and its marker; a marker whose instance is gone means the process died without
+a clean exit (SIGKILL, OOM), which is counted in `thread_stops` once by whoever folds it
+(shared/metrics_archive.py). Markers are `.json`, so no metrics collector ever reads them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import json
 import os
+import re
 
 MARKER_GLOB = "proc_*.json"
-LIVE_GAUGE_GLOB = "gauge_live*_{pid}.db"
+LOCK_NAME = ".lock"
+# `<kind>_<instance>.db`, kind being counter, histogram, summary or gauge_<mode>.
+_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_([0-9]+(?:-[0-9]+)?)\.db$")
 
 
 def process_start_time(pid: int) -> int | None:
-    """Kernel start time of pid in clock ticks since boot, or None when there is no live process.
+    """Kernel start time of pid in clock ticks since boot, or None when no such live process.
 
     A zombie (dead, not yet reaped by its parent) counts as not live.
     """
@@ -35,65 +44,97 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def marker_path(directory: str, pid: int) -> str:
-    return os.path.join(directory, f"proc_{pid}.json")
-
-
-def register(directory: str, process_type: str, pid: int | None = None) -> None:
-    """Write this process's marker (atomically: a reader never sees half a file)."""
+def instance_id(pid: int | None = None) -> str:
     pid = pid or os.getpid()
-    record = {"pid": pid, "type": process_type, "start_time": process_start_time(pid)}
-    tmp = marker_path(directory, pid) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, marker_path(directory, pid))
+    return f"{pid}-{process_start_time(pid)}"
 
 
-def remove_live_gauges(directory: str, pid: int) -> None:
-    for path in glob.glob(os.path.join(directory, LIVE_GAUGE_GLOB.format(pid=pid))):
-        _remove(path)
+def is_alive(instance: str) -> bool:
+    """Whether the process instance that wrote files under this id is still running.
 
-
-def unregister(directory: str, pid: int | None = None) -> None:
-    """On clean exit: live gauges go, then the marker (so a crash in between is still swept)."""
-    pid = pid or os.getpid()
-    remove_live_gauges(directory, pid)
-    _remove(marker_path(directory, pid))
-
-
-def sweep_dead(directory: str) -> list[dict]:
-    """Clean up after processes that died without exiting cleanly; return their markers.
-
-    Safe against concurrent sweeps: a marker is reported only by the sweep whose removal of it
-    succeeded, so each dead process is reported exactly once.
+    A bare pid (files of a process not started through mailpulse) is judged by the pid alone.
     """
+    pid, _, start = instance.partition("-")
+    current = process_start_time(int(pid))
+    return current is not None and (not start or str(current) == start)
+
+
+def parse_file_name(name: str) -> tuple[str, str] | None:
+    """`counter_12-345.db` -> ("counter", "12-345"); None for files that are not metric files."""
+    match = _FILE.match(name)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def use_instance_ids() -> None:
+    """Make prometheus_client name this process's files by instance id (before any metric exists).
+
+    The id is recomputed only when the pid changes (after a fork), as prometheus_client expects.
+    """
+    from prometheus_client import values
+
+    cache = {}
+
+    def identifier() -> str:
+        pid = os.getpid()
+        if pid not in cache:
+            cache.clear()
+            cache[pid] = instance_id(pid)
+        return cache[pid]
+
+    values.ValueClass = values.MultiProcessValue(process_identifier=identifier)
+
+
+def marker_path(directory: str, instance: str) -> str:
+    return os.path.join(directory, f"proc_{instance}.json")
+
+
+def register(directory: str, process_type: str) -> str:
+    """Write this process's marker atomically; returns its instance id."""
+    instance = instance_id()
+    tmp = marker_path(directory, instance) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"instance": instance, "type": process_type}, f)
+    os.replace(tmp, marker_path(directory, instance))
+    return instance
+
+
+def unregister(directory: str, instance: str) -> None:
+    """On clean exit: live gauges go, then the marker. Counter files stay until folded."""
+    for path in glob.glob(os.path.join(directory, f"gauge_live*_{instance}.db")):
+        remove(path)
+    remove(marker_path(directory, instance))
+
+
+def dead_markers(directory: str) -> list[str]:
+    """Marker paths of instances that died without a clean exit."""
     dead = []
     for path in glob.glob(os.path.join(directory, MARKER_GLOB)):
-        record = _read_marker(path)
-        if record is None:
-            continue
-        if process_start_time(record["pid"]) == record.get("start_time") and record.get("start_time"):
-            continue  # still the same live process
-        remove_live_gauges(directory, record["pid"])
-        if _remove(path):
-            dead.append(record)
+        instance = os.path.basename(path)[len("proc_"):-len(".json")]
+        if not is_alive(instance):
+            dead.append(path)
     return dead
 
 
-def _read_marker(path: str) -> dict | None:
+@contextlib.contextmanager
+def locked(directory: str, exclusive: bool, blocking: bool = True):
+    """A directory-wide lock: shared for readers (scrapes), exclusive for folding.
+
+    Yields False (without the lock) when not blocking and the lock is busy.
+    """
+    fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        with open(path) as f:
-            record = json.load(f)
-        int(record["pid"])
-        return record
-    except FileNotFoundError:
-        return None  # removed by a concurrent sweep or a clean exit
-    except (OSError, ValueError, KeyError, TypeError):
-        _remove(path)  # unreadable marker: nothing to learn from it
-        return None
+        flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
-def _remove(path: str) -> bool:
+def remove(path: str) -> bool:
     try:
         os.remove(path)
         return True

@@ -2,10 +2,10 @@
 
 prometheus_client's writer names a counter `<name>_total` and adds `<name>_created`; the metric
 contract (EmailEngine's names, so its queries work unchanged) has counters without the suffix,
-e.g. `webhooks{event="messageNew",status="success"} 234`. So families are adjusted here and written
-by this small writer: counter samples lose `_total`, `_created` samples go, contract metrics that
-have no sample yet still get their HELP/TYPE lines (and 0 when they have no labels), and
-imap_connections always shows every state.
+e.g. `webhooks{event="messageNew",status="success"} 234`. So families are adjusted here and
+written by this small writer: the contract's counter samples lose `_total`, `_created` samples
+go, metrics that have no sample yet still get their HELP/TYPE lines (and 0 when they have no
+labels), and imap_connections always shows every state.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from shared import metrics
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
           "summary": "summary", "unknown": "untyped", "untyped": "untyped"}
-CONTRACT_METRICS = (metrics.thread_starts, metrics.thread_stops, metrics.api_call,
+ALWAYS_SHOWN = (metrics.thread_starts, metrics.thread_stops, metrics.api_call,
                     metrics.imap_connections, metrics.imap_responses, metrics.imap_bytes_sent,
                     metrics.imap_bytes_received, metrics.webhooks, metrics.events,
-                    metrics.webhook_req, metrics.queues_processed)
+                    metrics.webhook_req, metrics.queues_processed, metrics.metric_files_corrupt)
+# Counters named as EmailEngine names them, without `_total`; our own counters keep the suffix.
+LEGACY_COUNTERS = {m._name for m in ALWAYS_SHOWN if m._type == "counter"} - {
+    metrics.metric_files_corrupt._name}
 # Label sets known in advance get a 0 sample, so rate() and alerts see the series from the start.
 KNOWN_SERIES = {
     "imap_connections": [{"status": s} for s in metrics.IMAP_STATES],
@@ -38,9 +41,11 @@ def _escape_label(text: str) -> str:
 
 def _contract_defaults():
     """HELP/TYPE (and zero samples where the label set is known) of every contract metric."""
-    for metric in CONTRACT_METRICS:
+    for metric in ALWAYS_SHOWN:
         for family in metric.describe():
-            if family.type in ("counter", "gauge") and not metric._labelnames:
+            if family.type == "counter" and not metric._labelnames:
+                family.add_sample(family.name + "_total", {}, 0.0)
+            elif family.type == "gauge" and not metric._labelnames:
                 family.add_sample(family.name, {}, 0.0)
             elif family.type == "histogram":
                 for bound in list(metrics.WEBHOOK_REQ_BUCKETS) + [float("inf")]:
@@ -53,13 +58,13 @@ def _contract_defaults():
 
 
 def _adjust(family):
-    """Contract names: counters without `_total`; no `_created` samples."""
+    """Contract names: its counters without `_total`; no `_created` samples."""
     samples = []
     for sample in family.samples:
         name = sample.name
         if name.endswith("_created"):
             continue
-        if family.type == "counter" and name.endswith("_total"):
+        if family.type == "counter" and family.name in LEGACY_COUNTERS and name.endswith("_total"):
             name = name[: -len("_total")]
         samples.append((name, sample.labels, sample.value))
     return samples
@@ -78,8 +83,9 @@ def render(families) -> bytes:
     lines = []
     for name in sorted(merged):
         doc, mtype, samples = merged[name]
-        lines.append(f"# HELP {name} {_escape_help(doc)}")
-        lines.append(f"# TYPE {name} {_TYPES.get(mtype, 'untyped')}")
+        header = name + "_total" if mtype == "counter" and name not in LEGACY_COUNTERS else name
+        lines.append(f"# HELP {header} {_escape_help(doc)}")
+        lines.append(f"# TYPE {header} {_TYPES.get(mtype, 'untyped')}")
         for (sample_name, labels), value in samples.items():
             if labels:
                 text = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels)

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import threading
-
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from shared import metrics, metricsdir
+from shared import metrics
+from shared.metrics_archive import fold
 
 from .auth import require_scope
+from .collectors.multiprocess import FoldedMultiProcessCollector, report_corrupt
 from .collectors.queues import QueueCollector
 from .collectors.redis_info import RedisCollector
 from .collectors.workers import WorkersCollector
 from .exposition import CONTENT_TYPE, render
 
 blueprint = Blueprint("metrics", __name__)
-_sweep_lock = threading.Lock()
 
 
-def sweep_dead_processes(directory: str) -> None:
-    """Processes that died without a clean exit: drop their live gauges, count their stop once."""
-    with _sweep_lock:
-        for _ in metricsdir.sweep_dead(directory):
-            metrics.safely(metrics.thread_stops.inc)
+def fold_dead_processes(directory: str) -> None:
+    """Fold the files of processes that are gone; count the ones that died uncleanly, once."""
+    report = fold(directory)
+    for _ in report.crashed:
+        metrics.safely(metrics.thread_stops.inc)
+    for path in report.set_aside:
+        report_corrupt(path, "set aside")
 
 
 @blueprint.get("/metrics")
@@ -33,10 +33,10 @@ def metrics_endpoint():
     if denied is not None:
         return denied
     cfg = current_app.config
-    sweep_dead_processes(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
+    fold_dead_processes(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
     # A fresh registry per request: the multiprocess files are re-read at every scrape.
     registry = CollectorRegistry(auto_describe=False)
-    MultiProcessCollector(registry, path=cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
+    registry.register(FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR))
     registry.register(RedisCollector(cfg["REDIS"]))
     registry.register(QueueCollector(cfg["REDIS"], cfg["KEYS"]))
     registry.register(WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))

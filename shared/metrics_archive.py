@@ -1,0 +1,170 @@
+"""Folding dead processes' metric files into one per-host archive, so scrapes stay fast and exact.
+
+prometheus_client never removes the files of a dead process, and every scrape reads every file.
+Here the counters, histograms and summaries of instances that are gone (clean exit, SIGKILL, OOM,
+a pid since reused: see shared/metricsdir.py) are added into `archive.json`, and their files are
+deleted. Their live gauges are dropped, as prometheus_client's `mark_process_dead` would.
+
+Why no scrape sees a sum dip or double:
+- folding holds the directory lock exclusively; a scrape holds it shared while it reads the
+  archive and the files, so it sees everything either before or after a fold, never half of one;
+- the archive is replaced atomically (write, fsync, rename) and lists the instances folded into
+  it; a scrape ignores files of listed instances, so a crash between writing the archive and
+  deleting the files double-counts nothing, and the next fold deletes those files;
+- an instance leaves the list once its files are gone, so the list stays small.
+Several processes may try to fold at once: the exclusive lock lets one do it, the others skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import struct
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client.mmap_dict import MmapedDict
+
+from . import metricsdir
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_NAME = "archive.json"
+SET_ASIDE_DIR = "set-aside"
+ADDED = {"counter", "histogram", "summary", "gauge_sum"}  # kinds whose values add up
+KEPT = ADDED | {"gauge_max", "gauge_min", "gauge_mostrecent"}  # the rest (live, all) are dropped
+
+
+class CorruptFile(Exception):
+    """A metric file or the archive cannot be read: set it aside, never break a scrape."""
+
+
+def read_file(path: str) -> list[tuple[str, float, float]]:
+    """(key, value, timestamp) of every entry of one prometheus_client file."""
+    try:
+        entries = MmapedDict.read_all_values_from_file(path)
+        return [(key, value, timestamp) for key, value, timestamp, _ in entries]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, struct.error, UnicodeDecodeError, IndexError) as exc:
+        raise CorruptFile(f"{path}: {exc}") from exc
+
+
+@dataclass
+class Archive:
+    folded: set = field(default_factory=set)  # instances whose values are in here
+    values: dict = field(default_factory=lambda: defaultdict(dict))  # kind -> key -> [value, ts]
+
+    def add(self, kind: str, entries) -> None:
+        table = self.values[kind]
+        for key, value, timestamp in entries:
+            old = table.get(key)
+            if old is None:
+                table[key] = [value, timestamp]
+            elif kind in ADDED:
+                old[0] += value
+            elif kind == "gauge_max":
+                old[0] = max(old[0], value)
+            elif kind == "gauge_min":
+                old[0] = min(old[0], value)
+            elif timestamp >= old[1]:  # gauge_mostrecent
+                table[key] = [value, timestamp]
+
+    @classmethod
+    def load(cls, directory: str) -> Archive:
+        path = os.path.join(directory, ARCHIVE_NAME)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            return cls(set(data["folded"]), defaultdict(dict, data["values"]))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptFile(f"{path}: {exc}") from exc
+
+    def save(self, directory: str) -> None:
+        path = os.path.join(directory, ARCHIVE_NAME)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"folded": sorted(self.folded), "values": self.values}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power loss
+        finally:
+            os.close(dir_fd)
+
+
+@dataclass
+class FoldReport:
+    crashed: list = field(default_factory=list)  # types of processes that died without clean exit
+    set_aside: list = field(default_factory=list)  # paths of corrupt files moved away
+    folded: int = 0  # instances folded
+
+
+def files_by_instance(directory: str) -> dict[str, list[tuple[str, str]]]:
+    """{instance: [(kind, path), ...]} of every metric file in the directory."""
+    found = defaultdict(list)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        parsed = metricsdir.parse_file_name(os.path.basename(path))
+        if parsed:
+            found[parsed[1]].append((parsed[0], path))
+    return found
+
+
+def set_aside(directory: str, path: str) -> str:
+    target_dir = os.path.join(directory, SET_ASIDE_DIR)
+    os.makedirs(target_dir, exist_ok=True)
+    target = os.path.join(target_dir, os.path.basename(path))
+    os.replace(path, target)
+    return target
+
+
+def fold(directory: str) -> FoldReport:
+    """Fold every dead instance; skip (empty report) when another process is folding."""
+    report = FoldReport()
+    with metricsdir.locked(directory, exclusive=True, blocking=False) as acquired:
+        if not acquired:
+            return report
+        try:
+            archive = Archive.load(directory)
+        except CorruptFile as exc:
+            log.error("metrics archive unreadable, set aside and started anew: %s", exc)
+            report.set_aside.append(set_aside(directory, os.path.join(directory, ARCHIVE_NAME)))
+            archive = Archive()
+        files = files_by_instance(directory)
+        archive.folded &= set(files)  # instances whose files are all gone need no memory
+        dead = [i for i in files if i not in archive.folded and not metricsdir.is_alive(i)]
+        for instance in dead:
+            for kind, path in files[instance]:
+                if kind not in KEPT:
+                    continue
+                try:
+                    archive.add(kind, read_file(path))
+                except CorruptFile as exc:
+                    log.error("corrupt metric file set aside: %s", exc)
+                    report.set_aside.append(set_aside(directory, path))
+        archive.folded |= set(dead)
+        if dead:
+            archive.save(directory)
+        for instance in archive.folded:
+            for _, path in files[instance]:
+                metricsdir.remove(path)
+        for marker in metricsdir.dead_markers(directory):
+            process_type = _marker_type(marker)
+            if metricsdir.remove(marker):  # the one remover counts it
+                report.crashed.append(process_type)
+        report.folded = len(dead)
+    return report
+
+
+def _marker_type(path: str) -> str:
+    try:
+        with open(path) as f:
+            return json.load(f).get("type", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
