@@ -44,11 +44,19 @@ class CorruptFile(Exception):
 def read_file(path: str) -> list[tuple[str, float, float]]:
     """(key, value, timestamp) of every entry of one prometheus_client file."""
     try:
+        with open(path, "rb") as f:
+            header = f.read(4)
+            size = os.fstat(f.fileno()).st_size
+        used = struct.unpack("i", header)[0] if len(header) == 4 else 0
+        if used == 0:  # a file being created: prometheus_client has not written its header yet
+            return []
+        if not 8 <= used <= size:  # the header must describe a file at least this long
+            raise CorruptFile(f"{path}: header says {used} bytes used, the file has {size}")
         entries = MmapedDict.read_all_values_from_file(path)
         return [(key, value, timestamp) for key, value, timestamp, _ in entries]
-    except FileNotFoundError:
+    except (FileNotFoundError, CorruptFile):
         raise
-    except (OSError, ValueError, struct.error, UnicodeDecodeError, IndexError) as exc:
+    except (OSError, ValueError, RuntimeError, struct.error, UnicodeDecodeError, IndexError) as exc:
         raise CorruptFile(f"{path}: {exc}") from exc
 
 

@@ -57,13 +57,15 @@ def test_real_workers_count_starts_and_heartbeats(web, spawn, env, token):
     imap = spawn("workers.imap", env)
     hooks = [spawn("workers.webhooks", env) for _ in range(2)]
 
-    def all_live():
+    # One scrape reads the metric files before the heartbeats, so a worker starting in between
+    # is seen live before its start is counted: wait for both.
+    def all_live_and_counted():
         s = parse(scrape_text(web.url, token))
         return (value(s, "threads", type="imap", recent="yes") == 1
-                and value(s, "threads", type="webhooks", recent="yes") == 2 and s)
+                and value(s, "threads", type="webhooks", recent="yes") == 2
+                and value(s, "thread_starts") == 4)
 
-    samples = wait_for(all_live, what="three workers to beat")
-    assert value(samples, "thread_starts") == 4
+    wait_for(all_live_and_counted, what="three workers to start and beat")
     assert imap.stop() == 0 and all(h.stop() == 0 for h in hooks)
     samples = parse(scrape_text(web.url, token))
     assert value(samples, "thread_stops") == 3

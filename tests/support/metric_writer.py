@@ -8,6 +8,7 @@ imap_connections{status="connected"} to GAUGE, prints "ready", then waits for SI
 import signal
 import sys
 import threading
+import time
 
 from shared import bootstrap
 
@@ -23,10 +24,14 @@ def main() -> None:
     for _ in range(count):
         metrics.imap_responses.labels(response="OK", code="").inc()
     metrics.imap_connections.labels(status="connected").set(gauge)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a flag: no lock in a handler
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=lifecycle.heartbeat_loop, args=(stop,), daemon=True).start()
     print("ready", flush=True)
-    stop.wait()
+    while not stopping:
+        time.sleep(0.1)
+    stop.set()
     lifecycle.stop()
 
 
