@@ -17,7 +17,6 @@ Several processes may try to fold at once: the exclusive lock lets one do it, th
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -114,16 +113,6 @@ class FoldReport:
     folded: int = 0  # instances folded
 
 
-def files_by_instance(directory: str) -> dict[str, list[tuple[str, str]]]:
-    """{instance: [(kind, path), ...]} of every metric file in the directory."""
-    found = defaultdict(list)
-    for path in glob.glob(os.path.join(directory, "*.db")):
-        parsed = metricsdir.parse_file_name(os.path.basename(path))
-        if parsed:
-            found[parsed[1]].append((parsed[0], path))
-    return found
-
-
 def set_aside(directory: str, path: str) -> str:
     target_dir = os.path.join(directory, SET_ASIDE_DIR)
     os.makedirs(target_dir, exist_ok=True)
@@ -144,7 +133,9 @@ def fold(directory: str) -> FoldReport:
             log.error("metrics archive unreadable, set aside and started anew: %s", exc)
             report.set_aside.append(set_aside(directory, os.path.join(directory, ARCHIVE_NAME)))
             archive = Archive()
-        files = files_by_instance(directory)
+        listing = metricsdir.listing(directory)
+        files = listing.files
+        remembered = len(archive.folded)
         archive.folded &= set(files)  # instances whose files are all gone need no memory
         dead = [i for i in files if i not in archive.folded and not metricsdir.is_alive(i)]
         for instance in dead:
@@ -157,12 +148,15 @@ def fold(directory: str) -> FoldReport:
                     log.error("corrupt metric file set aside: %s", exc)
                     report.set_aside.append(set_aside(directory, path))
         archive.folded |= set(dead)
-        if dead:
+        if dead or len(archive.folded) != remembered:
             archive.save(directory)
         for instance in archive.folded:
             for _, path in files[instance]:
                 metricsdir.remove(path)
-        for marker in metricsdir.dead_markers(directory):
+        for instance in listing.markers:
+            if metricsdir.is_alive(instance):
+                continue
+            marker = metricsdir.marker_path(directory, instance)
             process_type = _marker_type(marker)
             if metricsdir.remove(marker):  # the one remover counts it
                 report.crashed.append(process_type)

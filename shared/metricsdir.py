@@ -20,8 +20,8 @@ import glob
 import json
 import os
 import re
+import time
 
-MARKER_GLOB = "proc_*.json"
 LOCK_NAME = ".lock"
 # `<kind>_<instance>.db`, kind being counter, histogram, summary or gauge_<mode>.
 _FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_([0-9]+(?:-[0-9]+)?)\.db$")
@@ -105,14 +105,42 @@ def unregister(directory: str, instance: str) -> None:
     remove(marker_path(directory, instance))
 
 
-def dead_markers(directory: str) -> list[str]:
-    """Marker paths of instances that died without a clean exit."""
-    dead = []
-    for path in glob.glob(os.path.join(directory, MARKER_GLOB)):
-        instance = os.path.basename(path)[len("proc_"):-len(".json")]
-        if not is_alive(instance):
-            dead.append(path)
-    return dead
+_listings: dict[str, tuple[int, Listing]] = {}
+SETTLED_NS = 2_000_000_000
+
+
+def listing(directory: str) -> Listing:
+    """The directory's listing, rescanned only when its mtime says something changed.
+
+    A directory that once held many files stays slow to scan (ext4 never shrinks it), and scrapes
+    scan it twice. A listing is reused only once the directory's mtime is SETTLED_NS old when
+    scanned: a later change then always shows as a different mtime (the "racy git" rule).
+    """
+    mtime = os.stat(directory).st_mtime_ns
+    cached = _listings.get(directory)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    scanned = Listing(directory)
+    if time.time_ns() - mtime > SETTLED_NS:
+        _listings[directory] = (mtime, scanned)
+    return scanned
+
+
+class Listing:
+    """One scan of the directory: metric files by instance, and the instances with a marker.
+
+    Shared between threads through the cache: never modified after construction.
+    """
+
+    def __init__(self, directory: str):
+        self.files: dict[str, list[tuple[str, str]]] = {}  # instance -> [(kind, path)]
+        self.markers: list[str] = []  # instances
+        for name in os.listdir(directory):
+            parsed = parse_file_name(name)
+            if parsed:
+                self.files.setdefault(parsed[1], []).append((parsed[0], os.path.join(directory, name)))
+            elif name.startswith("proc_") and name.endswith(".json"):
+                self.markers.append(name[len("proc_"):-len(".json")])
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from shared import metrics, metricsdir
-from shared.metrics_archive import Archive, CorruptFile, files_by_instance, read_file
+from shared.metrics_archive import Archive, CorruptFile, read_file
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()
@@ -72,7 +72,7 @@ class FoldedMultiProcessCollector:
                 archive = Archive()
             for kind, table in archive.values.items():
                 _add(found, kind, "archive", ((k, v, ts) for k, (v, ts) in table.items()))
-            for instance, files in files_by_instance(self.directory).items():
+            for instance, files in metricsdir.listing(self.directory).files.items():
                 if instance in archive.folded:
                     continue
                 for kind, path in files:
