@@ -3,7 +3,7 @@
 prometheus_client names a process's files by pid (`counter_<pid>.db`). A pid is reused by the
 kernel, and a new process that finds an old file under its pid continues counting from the dead
 process's values, stale live gauges included. So every mailpulse process names its files by an
-*instance id*, `<pid>-<kernel start time>`, unique for the life of the host. An instance is alive
+*instance id*, `<pid>-<kernel start time>-<boot id>`, unique for the life of the host. An instance is alive
 exactly when /proc shows that pid with that start time.
 
 Each instance also leaves a marker `proc_<instance>.json` (its type). A clean exit removes its
@@ -24,7 +24,7 @@ import time
 
 LOCK_NAME = ".lock"
 # `<kind>_<instance>.db`, kind being counter, histogram, summary or gauge_<mode>.
-_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_([0-9]+(?:-[0-9]+)?)\.db$")
+_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_([0-9]+(?:-[0-9]+-[0-9a-f]+)?)\.db$")
 
 
 def process_start_time(pid: int) -> int | None:
@@ -44,9 +44,20 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _read_boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip().replace("-", "")[:8]
+    except OSError:
+        return "0"
+
+
+BOOT_ID = _read_boot_id()  # start times count from boot: the same tick recurs after a reboot
+
+
 def instance_id(pid: int | None = None) -> str:
     pid = pid or os.getpid()
-    return f"{pid}-{process_start_time(pid)}"
+    return f"{pid}-{process_start_time(pid)}-{BOOT_ID}"
 
 
 def is_alive(instance: str) -> bool:
@@ -54,9 +65,12 @@ def is_alive(instance: str) -> bool:
 
     A bare pid (files of a process not started through mailpulse) is judged by the pid alone.
     """
-    pid, _, start = instance.partition("-")
+    pid, _, rest = instance.partition("-")
+    start, _, boot = rest.partition("-")
     current = process_start_time(int(pid))
-    return current is not None and (not start or str(current) == start)
+    if current is None:
+        return False
+    return not start or (str(current) == start and boot == BOOT_ID)
 
 
 def parse_file_name(name: str) -> tuple[str, str] | None:

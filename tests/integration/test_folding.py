@@ -118,7 +118,7 @@ def test_recycled_pid_is_dead_and_folded(web, env, tmp_path, token):
     dead = [i for i in files_by_instance(directory) if i.startswith(f"{proc.pid}-")]
     assert len(dead) == 1
     instance = dead[0]
-    recycled = f"{os.getpid()}-{instance.split('-')[1]}"
+    recycled = instance.replace(f"{proc.pid}-", f"{os.getpid()}-", 1)
     for path in glob.glob(os.path.join(directory, f"*_{instance}.*")):
         os.rename(path, path.replace(instance, recycled))
     assert metricsdir.is_alive(recycled) is False
@@ -158,7 +158,7 @@ def test_corrupt_file_is_set_aside_and_counted(web, env, tmp_path, token):
     counter = os.path.join(directory, f"counter_{dead[0]}.db")
     with open(counter, "r+b") as f:  # truncated inside its first entry
         f.truncate(20)
-    garbage = os.path.join(directory, "histogram_999999-1.db")
+    garbage = os.path.join(directory, f"histogram_999999-1-{metricsdir.BOOT_ID}.db")
     with open(garbage, "wb") as f:
         f.write(b"\xff" * 64)
     samples = parse(scrape_text(web.url, token))
