@@ -1,0 +1,153 @@
+"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each.
+
+Why not rq's Worker: it runs one job at a time (forking a process per job by default, which
+also leaves a metrics file per job), and its per-job state (`worker.execution`, the current job,
+SIGALRM timeouts) assumes a single job, so a gevent pool under it would race. This loop keeps
+rq's data model instead (Queue, Job, Execution, registries, the worker record rq-dashboard
+lists) and drives many jobs at once, batching Redis round trips (jobs.py).
+
+Greenlets: one dispatcher (claims jobs while slots are free, else blocks on the queue), one
+maintenance loop (leases, due retries, jobs of dead processes, the rq worker heartbeat), and one
+per delivery. SIGTERM: the dispatcher stops claiming; deliveries in flight get WEBHOOK_GRACE
+seconds; whatever is left is handed back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+import gevent
+import gevent.event
+import gevent.pool
+from rq import SimpleWorker
+
+from shared import __version__, metrics
+from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.secret import service_secret
+
+from .client import WebhookClient
+from .delivery import DELIVERED, SKIPPED, attempt, target_url
+from .jobs import Claim, JobStore
+
+log = logging.getLogger(__name__)
+MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
+REDIS_RETRY_DELAY = 1.0
+
+
+class WebhookWorker:
+    def __init__(self, config, keys):
+        self.config = config
+        self.concurrency = config.WEBHOOK_CONCURRENCY
+        # Own client: deliveries need up to `concurrency` connections plus the blocking wait.
+        self.conn = connect(config, max_connections=self.concurrency + 10)
+        self.secret = service_secret(config)
+        name = f"mailpulse-webhooks.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE)
+        self.rq_worker = SimpleWorker([self.store.queue], name=name, connection=self.conn,
+                                      worker_ttl=max(30, int(config.WEBHOOK_LEASE)))
+        self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
+        self.deliveries = gevent.pool.Pool(self.concurrency)
+        self.in_flight: dict[str, Claim] = {}
+
+    def run(self, stop) -> None:
+        self._until_redis_answers(self.rq_worker.register_birth, stop)
+        upkeep = gevent.spawn(self._maintenance_loop, stop)
+        log.info("delivering webhooks, up to %d at a time", self.concurrency)
+        try:
+            self._dispatch(stop)
+        finally:
+            self._drain()
+            upkeep.kill()
+            self._until_redis_answers(self.rq_worker.register_death, None)
+            self.client.close()
+
+    def _dispatch(self, stop) -> None:
+        while not stop.is_set():
+            free = self.deliveries.free_count()
+            if free == 0:
+                self.deliveries.wait_available(timeout=1)
+                continue
+            try:
+                claims, settings = self.store.claim(free)
+                if not claims:
+                    self.store.wait_for_jobs(timeout=1)
+                    continue
+            except TRANSIENT_ERRORS as exc:
+                log.warning("Redis unavailable, retrying: %s", exc)
+                stop.wait(REDIS_RETRY_DELAY)
+                continue
+            for claim in claims:
+                url = target_url(settings, claim.account_url, claim.attempt.event)
+                self.in_flight[claim.execution.id] = claim
+                self.deliveries.spawn(self._deliver, claim, url)
+
+    def _deliver(self, claim: Claim, url: str | None) -> None:
+        try:
+            outcome = attempt(self.client, self.secret, claim.attempt, url)
+            while True:
+                try:
+                    self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS,
+                                      self.config.WEBHOOK_BACKOFF)
+                    break
+                except TRANSIENT_ERRORS as exc:
+                    # Keep the outcome until Redis is back; meanwhile the lease may run out and
+                    # another process redeliver (at least once).
+                    log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
+                    gevent.sleep(REDIS_RETRY_DELAY)
+            status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
+            metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
+            if outcome.kind not in (DELIVERED, SKIPPED):
+                log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
+                         claim.attempt.attempts_made + 1, outcome.message)
+        finally:
+            self.in_flight.pop(claim.execution.id, None)
+
+    def _maintenance_loop(self, stop) -> None:
+        renew_every = max(MAINTENANCE_INTERVAL, self.config.WEBHOOK_LEASE / 3)
+        since_renewal = 0.0
+        while True:
+            try:
+                self.store.promote_due()
+                if not stop.is_set():
+                    self.store.requeue_expired()
+                since_renewal += MAINTENANCE_INTERVAL
+                if since_renewal >= renew_every:
+                    since_renewal = 0.0
+                    self.store.renew_leases(list(self.in_flight.values()))
+                    self.rq_worker.heartbeat()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("Redis unavailable during maintenance: %s", exc)
+            gevent.sleep(MAINTENANCE_INTERVAL)
+
+    def _drain(self) -> None:
+        """After stop: let deliveries finish within the grace period, then hand the rest back."""
+        if self.in_flight:
+            log.info("waiting up to %d s for %d deliveries in flight", self.config.WEBHOOK_GRACE,
+                     len(self.in_flight))
+        self.deliveries.join(timeout=self.config.WEBHOOK_GRACE)
+        left = list(self.in_flight.values())
+        self.deliveries.kill(timeout=5)
+        if left:
+            try:
+                released = self.store.release(left)
+                log.warning("%d deliveries unfinished after the grace period, back in the queue", released)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not hand back %d jobs (their leases will expire): %s", len(left), exc)
+
+    def _until_redis_answers(self, action, stop) -> None:
+        while True:
+            try:
+                return action()
+            except TRANSIENT_ERRORS as exc:
+                if stop is None or stop.is_set():
+                    log.warning("Redis unavailable: %s", exc)
+                    return None
+                log.warning("Redis unavailable, retrying: %s", exc)
+                stop.wait(REDIS_RETRY_DELAY)
+
+
+def work(config, lifecycle, stop) -> None:
+    WebhookWorker(config, lifecycle.keys).run(stop)
