@@ -16,7 +16,8 @@ from shared.settings import SettingsStore
 
 def expected_signature(secret: str, body: bytes) -> str:
     # Written out here rather than imported, so that the test checks the documented recipe.
-    return base64.urlsafe_b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).rstrip(b"=").decode()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_delivers_signed_post_with_headers(conn, env, spawn):

@@ -15,10 +15,11 @@ KEYS = Keys("")
 
 
 def enable_webhooks(conn: redis.Redis, url: str, events=("*",)) -> None:
-    SettingsStore(conn, KEYS).update({"webhooks": url, "webhooksEnabled": True, "webhookEvents": list(events)})
+    settings = {"webhooks": url, "webhooksEnabled": True, "webhookEvents": list(events)}
+    SettingsStore(conn, KEYS).update(settings)
 
 
-def emit_many(conn: redis.Redis, n: int, event: str = "messageNew", account: str | None = "acc1") -> list[str]:
+def emit_many(conn: redis.Redis, n: int, event="messageNew", account: str | None = "acc1") -> list[str]:
     return [emit(conn, KEYS, event, account=account, data={"n": i}) for i in range(n)]
 
 
