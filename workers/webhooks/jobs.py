@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import redis
 from rq import Queue
+from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.results import Result
 from rq.utils import now
 
 from shared import settings as settings_module
@@ -180,20 +182,29 @@ class JobStore:
             pipe.execute()
 
     def finish(self, claim: Claim, outcome: Outcome, max_attempts: int, backoff_base: float) -> str:
-        """Record the attempt's outcome; returns the job's new status (finished/scheduled/failed)."""
+        """Record the attempt's outcome; returns the job's new status (finished/scheduled/failed).
+
+        Each attempt also leaves an rq Result (successful, retried or failed, with the reason),
+        which is what rq-dashboard shows as the job's history and exception.
+        """
         job, attempts = claim.job, claim.attempt.attempts_made + 1
         job.meta["attempts"] = attempts
         job.meta["lastOutcome"] = outcome.message
         job.ended_at = now()
+        result = dict(worker_name=self.worker_name, execution_id=claim.execution.id,
+                      execution_started_at=job.started_at, execution_ended_at=job.ended_at)
+        failure_ttl = job.failure_ttl or DEFAULT_FAILURE_TTL
         with self.conn.pipeline() as pipe:
             claim.execution.delete(job, pipe)
             pipe.hincrby(f"rq:worker:{self.worker_name}",
                          "failed_job_count" if outcome.kind in (RETRY, GIVE_UP) else "successful_job_count")
             if outcome.kind in (DELIVERED, SKIPPED):
                 status = JobStatus.FINISHED
-                ttl = job.get_result_ttl(500)
+                ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
                 job.set_status(status, pipe)
                 job.save(pipe, include_result=False)
+                Result.create(job, Result.Type.SUCCESSFUL, ttl, return_value=outcome.message,
+                              pipeline=pipe, **result)
                 self.finished.add(job, ttl, pipe)
                 job.cleanup(ttl, pipe, remove_from_queue=False)
                 if outcome.kind == DELIVERED:
@@ -202,12 +213,15 @@ class JobStore:
                 status = JobStatus.SCHEDULED
                 job.set_status(status, pipe)
                 job.save(pipe, include_result=False)
+                Result.create(job, Result.Type.RETRIED, failure_ttl, exc_string=outcome.message,
+                              pipeline=pipe, **result)
                 pipe.zadd(self.scheduled.key, {job.id: time.time() + backoff(backoff_base, attempts)})
             else:
                 status = JobStatus.FAILED
                 job.set_status(status, pipe)
                 job.save(pipe, include_result=False)
-                self.failed.add(job, ttl=job.failure_ttl, exc_string=outcome.message, pipeline=pipe)
+                Result.create_failure(job, failure_ttl, outcome.message, pipeline=pipe, **result)
+                self.failed.add(job, ttl=failure_ttl, exc_string=outcome.message, pipeline=pipe)
                 pipe.set(self.keys.webhook_error, settings_module.error_flag(
                     claim.attempt.event, outcome.message, outcome.url, outcome.status_code))
             pipe.execute()
