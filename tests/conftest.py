@@ -11,6 +11,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mailp
 import pytest  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
+
 from support.servers import Process, RedisServer, base_env, wait_for  # noqa: E402
 
 

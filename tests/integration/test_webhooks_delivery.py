@@ -6,12 +6,11 @@ import base64
 import hashlib
 import hmac
 
+from shared import __version__
+from shared.settings import SettingsStore
 from support.receiver import Receiver
 from support.servers import wait_for
 from support.webhooks import KEYS, counter, emit_many, enable_webhooks, metric_samples, registry_ids
-
-from shared import __version__
-from shared.settings import SettingsStore
 
 
 def expected_signature(secret: str, body: bytes) -> str:

@@ -7,12 +7,12 @@ import re
 
 import requests
 from rq.job import Job
-from support.receiver import Receiver
-from support.servers import wait_for
-from support.webhooks import KEYS, counter, emit_many, enable_webhooks, metric_samples, registry_ids
 
 from shared.settings import SettingsStore
 from shared.tokens import TokenStore
+from support.receiver import Receiver
+from support.servers import wait_for
+from support.webhooks import KEYS, counter, emit_many, enable_webhooks, metric_samples, registry_ids
 
 
 def scrape(web, conn) -> dict[tuple[str, tuple], float]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import requests
 from rq.job import Job
+
+from shared.tokens import TokenStore
 from support.receiver import Receiver
 from support.servers import wait_for
 from support.webhooks import KEYS, counter, metric_samples, registry_ids
-
-from shared.tokens import TokenStore
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 from rq import Worker
+
+from shared.keys import Keys
 from support.receiver import Receiver
 from support.servers import wait_for
 from support.webhooks import emit_many, enable_webhooks, notify_queue, registry_ids
-
-from shared.keys import Keys
 from web.collectors.queues import queue_sizes
 
 
