@@ -35,14 +35,14 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, latency: float = 0.0, respond=None):
+    def __init__(self, latency: float = 0.0, respond=None, port: int = 0):
         self.latency = latency
         self.respond = respond or (lambda request: 200)
         self.requests: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.server = _Server(("127.0.0.1", port), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -22,6 +22,7 @@ import math
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
@@ -31,24 +32,30 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.results import Result
-from rq.utils import now
+from rq.utils import now, utcformat
 
 from shared import settings as settings_module
 from shared.keys import Keys
 
-from .delivery import DELIVERED, GIVE_UP, RETRY, SKIPPED, Attempt, Outcome
+from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 6 * 3600  # seconds; keeps large WEBHOOK_ATTEMPTS values sane
 JOB_KEY_PREFIX = Job.redis_job_namespace_prefix
 
+# KEYS: queue, wip, settings. ARGV: n, lease deadline, job key prefix, n execution ids.
+# Returns {{id1, job hash 1, id2, ...}, settings hash}: the batch in one round trip.
 _CLAIM = """
 local ids = redis.call('LPOP', KEYS[1], ARGV[1])
-if not ids then return {} end
-for i, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[2], ARGV[2], id .. ':' .. ARGV[2 + i])
+local claimed = {}
+if ids then
+  for i, id in ipairs(ids) do
+    redis.call('ZADD', KEYS[2], ARGV[2], id .. ':' .. ARGV[3 + i])
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = redis.call('HGETALL', ARGV[3] .. id)
+  end
 end
-return ids
+return {claimed, redis.call('HGETALL', KEYS[3])}
 """
 
 # KEYS: wip, queue. ARGV: job key prefix, then either 'expired' and a time, or entries to release.
@@ -86,6 +93,11 @@ return #due
 """
 
 
+def _pairs(flat: list) -> dict:
+    """A Lua HGETALL reply (flat list) as the dict redis-py would give."""
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
 def backoff(base: float, failed_attempts: int) -> float:
     """Seconds before the next attempt: base doubling per failure, +-20 % jitter (spreads a burst)."""
     delay = min(MAX_BACKOFF, base * 2 ** min(failed_attempts - 1, 40))
@@ -118,6 +130,7 @@ class JobStore:
         self._claim = conn.register_script(_CLAIM)
         self._requeue = conn.register_script(_REQUEUE)
         self._promote = conn.register_script(_PROMOTE)
+        self._stats: Counter = Counter()  # finished/failed counts not yet added to the worker record
 
     @property
     def _lease_ttl(self) -> int:
@@ -130,15 +143,13 @@ class JobStore:
     def claim(self, n: int) -> tuple[list[Claim], dict]:
         """Take up to n jobs (started, leased); returns them and the current webhook settings."""
         execution_ids = [uuid.uuid4().hex for _ in range(n)]
-        ids = [i.decode() for i in self._claim(keys=[self.queue.key, self.started.key],
-                                               args=[n, time.time() + self.lease, *execution_ids])]
-        if not ids:
+        claimed, raw_settings = self._claim(
+            keys=[self.queue.key, self.started.key, self.keys.settings],
+            args=[n, time.time() + self.lease, JOB_KEY_PREFIX, *execution_ids])
+        if not claimed:
             return [], {}
-        pipe = self.conn.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hgetall(JOB_KEY_PREFIX + job_id)
-        pipe.hgetall(self.keys.settings)
-        *raws, raw_settings = pipe.execute()
+        ids = [i.decode() for i in claimed[0::2]]
+        raws = [_pairs(flat) for flat in claimed[1::2]]
         claims, lookups = [], []
         pipe = self.conn.pipeline(transaction=False)
         for job_id, execution_id, raw in zip(ids, execution_ids, raws, strict=False):
@@ -157,7 +168,7 @@ class JobStore:
         replies = pipe.execute()
         for claim, index in lookups:
             claim.account_url = replies[index].decode() if replies[index] else None
-        return claims, settings_module.decode(raw_settings)
+        return claims, settings_module.decode(_pairs(raw_settings))
 
     def _restore(self, job_id: str, execution: Execution, raw: dict) -> Claim | None:
         if not raw:
@@ -194,39 +205,50 @@ class JobStore:
         result = dict(worker_name=self.worker_name, execution_id=claim.execution.id,
                       execution_started_at=job.started_at, execution_ended_at=job.ended_at)
         failure_ttl = job.failure_ttl or DEFAULT_FAILURE_TTL
+        # Only the fields that change: rewriting the whole job (job.save) costs more than the rest.
+        fields = {"ended_at": utcformat(job.ended_at), "meta": job.serializer.dumps(job.meta)}
         with self.conn.pipeline() as pipe:
             claim.execution.delete(job, pipe)
-            pipe.hincrby(f"rq:worker:{self.worker_name}",
-                         "failed_job_count" if outcome.kind in (RETRY, GIVE_UP) else "successful_job_count")
             if outcome.kind in (DELIVERED, SKIPPED):
                 status = JobStatus.FINISHED
                 ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
-                job.set_status(status, pipe)
-                job.save(pipe, include_result=False)
+                pipe.hset(job.key, mapping={**fields, "status": status})
                 Result.create(job, Result.Type.SUCCESSFUL, ttl, return_value=outcome.message,
                               pipeline=pipe, **result)
                 self.finished.add(job, ttl, pipe)
-                job.cleanup(ttl, pipe, remove_from_queue=False)
+                pipe.expire(job.key, ttl)
                 if outcome.kind == DELIVERED:
                     pipe.delete(self.keys.webhook_error)
             elif outcome.kind == RETRY and attempts < max_attempts:
                 status = JobStatus.SCHEDULED
-                job.set_status(status, pipe)
-                job.save(pipe, include_result=False)
+                pipe.hset(job.key, mapping={**fields, "status": status})
                 Result.create(job, Result.Type.RETRIED, failure_ttl, exc_string=outcome.message,
                               pipeline=pipe, **result)
                 pipe.zadd(self.scheduled.key, {job.id: time.time() + backoff(backoff_base, attempts)})
             else:
                 status = JobStatus.FAILED
                 job.set_status(status, pipe)
-                job.save(pipe, include_result=False)
                 Result.create_failure(job, failure_ttl, outcome.message, pipeline=pipe, **result)
                 self.failed.add(job, ttl=failure_ttl, exc_string=outcome.message, pipeline=pipe)
+                pipe.hset(job.key, mapping=fields)  # the registry's save leaves meta out
                 pipe.set(self.keys.webhook_error, settings_module.error_flag(
                     claim.attempt.event, outcome.message, outcome.url, outcome.status_code))
             pipe.execute()
         claim.done = True
+        if status == JobStatus.FINISHED:
+            self._stats["successful_job_count"] += 1
+        else:
+            self._stats["failed_job_count"] += 1
         return status
+
+    def flush_worker_stats(self) -> None:
+        """Add the counts since the last flush to the rq worker record (rq-dashboard shows them)."""
+        counts, self._stats = self._stats, Counter()
+        if counts:
+            with self.conn.pipeline(transaction=False) as pipe:
+                for name, count in counts.items():
+                    pipe.hincrby(f"rq:worker:{self.worker_name}", name, count)
+                pipe.execute()
 
     def renew_leases(self, claims: list[Claim]) -> None:
         with self.conn.pipeline(transaction=False) as pipe:

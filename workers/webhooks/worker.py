@@ -118,6 +118,7 @@ class WebhookWorker:
                     since_renewal = 0.0
                     self.store.renew_leases(list(self.in_flight.values()))
                     self.rq_worker.heartbeat()
+                self.store.flush_worker_stats()
             except TRANSIENT_ERRORS as exc:
                 log.warning("Redis unavailable during maintenance: %s", exc)
             gevent.sleep(MAINTENANCE_INTERVAL)
