@@ -6,10 +6,11 @@ SIGALRM timeouts) assumes a single job, so a gevent pool under it would race. Th
 rq's data model instead (Queue, Job, Execution, registries, the worker record rq-dashboard
 lists) and drives many jobs at once, batching Redis round trips (jobs.py).
 
-Greenlets: one dispatcher (claims jobs while slots are free, else blocks on the queue), one
-maintenance loop (leases, due retries, jobs of dead processes, the rq worker heartbeat), and one
-per delivery. SIGTERM: the dispatcher stops claiming; deliveries in flight get WEBHOOK_GRACE
-seconds; whatever is left is handed back to the queue at once.
+Greenlets: one dispatcher (claims jobs while fewer than `jobs_held` are held, else blocks on the
+queue), one maintenance loop (leases, due retries, jobs of dead processes, the rq worker
+heartbeat), and one per job, which takes one of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
+SIGTERM: the dispatcher stops claiming; attempts in flight get WEBHOOK_GRACE seconds; jobs not
+started or not finished by then are handed back to the queue at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 
 import gevent
 import gevent.event
+import gevent.lock
 import gevent.pool
 from rq import SimpleWorker
 
@@ -37,6 +39,11 @@ MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired
 REDIS_RETRY_DELAY = 1.0
 
 
+def jobs_held(concurrency: int) -> int:
+    """Jobs one process holds at most (started in rq terms): attempts in flight plus prefetch."""
+    return concurrency + max(1, concurrency // 5)
+
+
 class WebhookWorker:
     def __init__(self, config, keys):
         self.config = config
@@ -49,8 +56,12 @@ class WebhookWorker:
         self.rq_worker = SimpleWorker([self.store.queue], name=name, connection=self.conn,
                                       worker_ttl=max(30, int(config.WEBHOOK_LEASE)))
         self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
-        self.deliveries = gevent.pool.Pool(self.concurrency)
-        self.in_flight: dict[str, Claim] = {}
+        # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
+        # finished attempt's slot goes to the next job at once, not after Redis round trips.
+        self.deliveries = gevent.pool.Pool(jobs_held(self.concurrency))
+        self.http_slots = gevent.lock.Semaphore(self.concurrency)
+        self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
+        self.stopping = gevent.event.Event()
 
     def run(self, stop) -> None:
         self._until_redis_answers(self.rq_worker.register_birth, stop)
@@ -59,6 +70,7 @@ class WebhookWorker:
         try:
             self._dispatch(stop)
         finally:
+            self.stopping.set()
             self._drain()
             upkeep.kill()
             self._until_redis_answers(self.rq_worker.register_death, None)
@@ -81,12 +93,15 @@ class WebhookWorker:
                 continue
             for claim in claims:
                 url = target_url(settings, claim.account_url, claim.attempt.event)
-                self.in_flight[claim.execution.id] = claim
+                self.held[claim.execution.id] = claim
                 self.deliveries.spawn(self._deliver, claim, url)
 
     def _deliver(self, claim: Claim, url: str | None) -> None:
-        try:
+        with self.http_slots:
+            if self.stopping.is_set():
+                return  # claimed ahead but not started: _drain hands it back
             outcome = attempt(self.client, self.secret, claim.attempt, url)
+        try:
             while True:
                 try:
                     self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS,
@@ -103,7 +118,7 @@ class WebhookWorker:
                 log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
                          claim.attempt.attempts_made + 1, outcome.message)
         finally:
-            self.in_flight.pop(claim.execution.id, None)
+            self.held.pop(claim.execution.id, None)
 
     def _maintenance_loop(self, stop) -> None:
         renew_every = max(MAINTENANCE_INTERVAL, self.config.WEBHOOK_LEASE / 3)
@@ -116,7 +131,7 @@ class WebhookWorker:
                 since_renewal += MAINTENANCE_INTERVAL
                 if since_renewal >= renew_every:
                     since_renewal = 0.0
-                    self.store.renew_leases(list(self.in_flight.values()))
+                    self.store.renew_leases(list(self.held.values()))
                     self.rq_worker.heartbeat()
                 self.store.flush_worker_stats()
             except TRANSIENT_ERRORS as exc:
@@ -125,11 +140,10 @@ class WebhookWorker:
 
     def _drain(self) -> None:
         """After stop: let deliveries finish within the grace period, then hand the rest back."""
-        if self.in_flight:
-            log.info("waiting up to %d s for %d deliveries in flight", self.config.WEBHOOK_GRACE,
-                     len(self.in_flight))
+        if self.held:
+            log.info("waiting up to %d s for deliveries in flight", self.config.WEBHOOK_GRACE)
         self.deliveries.join(timeout=self.config.WEBHOOK_GRACE)
-        left = list(self.in_flight.values())
+        left = list(self.held.values())
         self.deliveries.kill(timeout=5)
         if left:
             try:
