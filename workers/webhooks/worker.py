@@ -25,6 +25,7 @@ import gevent.event
 import gevent.lock
 import gevent.pool
 from rq import SimpleWorker
+from rq.worker import WorkerStatus
 
 from shared import __version__, metrics
 from shared.redis_conn import TRANSIENT_ERRORS, connect
@@ -134,9 +135,16 @@ class WebhookWorker:
                     self.store.renew_leases(list(self.held.values()))
                     self.rq_worker.heartbeat()
                 self.store.flush_worker_stats()
+                self._show_state()
             except TRANSIENT_ERRORS as exc:
                 log.warning("Redis unavailable during maintenance: %s", exc)
             gevent.sleep(MAINTENANCE_INTERVAL)
+
+    def _show_state(self) -> None:
+        """busy/idle on the rq worker record, as rq-dashboard lists workers."""
+        state = WorkerStatus.BUSY if self.held else WorkerStatus.IDLE
+        if state != self.rq_worker.get_state():
+            self.rq_worker.set_state(state)
 
     def _drain(self) -> None:
         """After stop: let deliveries finish within the grace period, then hand the rest back."""
@@ -148,7 +156,7 @@ class WebhookWorker:
         if left:
             try:
                 released = self.store.release(left)
-                log.warning("%d deliveries unfinished after the grace period, back in the queue", released)
+                log.info("%d jobs not delivered before stopping are back in the queue", released)
             except TRANSIENT_ERRORS as exc:
                 log.warning("could not hand back %d jobs (their leases will expire): %s", len(left), exc)
 
