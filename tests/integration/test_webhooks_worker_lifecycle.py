@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from rq import Worker
+from rq.suspension import resume, suspend
 
 from shared.keys import Keys
 from support.receiver import Receiver
@@ -107,3 +109,29 @@ def test_queue_size_adds_up_while_a_backlog_drains(conn, env, spawn):
         assert sizes["active"] <= jobs_held(5) and sizes["failed"] == 0 and sizes["delayed"] == 0
     assert any(0 < s["waiting"] < 40 for s in samples)  # seen mid-drain, not only before and after
     assert len(receiver.requests) == 40
+
+
+def test_rq_suspend_holds_deliveries_until_resume(conn, env, spawn):
+    suspend(conn)
+    with Receiver() as receiver:
+        enable_webhooks(conn, receiver.url)
+        [job_id] = emit_many(conn, 1)
+        spawn("workers.webhooks", env)
+        wait_for(lambda: Worker.all(connection=conn), what="the worker to register")
+        time.sleep(1.5)  # several maintenance rounds: it would have claimed the job by now
+        assert registry_ids(conn)["queued"] == {job_id} and not receiver.requests
+        assert queue_sizes(conn, Keys(""))["notify"]["paused"] == 1
+        resume(conn)
+        wait_for(lambda: job_id in registry_ids(conn)["finished"], what="the job to finish after resume")
+
+
+def test_deliveries_longer_than_the_lease_are_not_handed_out_twice(conn, env, spawn):
+    env.update(WEBHOOK_LEASE="1", WEBHOOK_TIMEOUT="10")
+    with Receiver(latency=3.0) as receiver:
+        enable_webhooks(conn, receiver.url)
+        job_ids = emit_many(conn, 4)
+        spawn("workers.webhooks", env)
+        spawn("workers.webhooks", env)  # a second process that would pick up an expired lease
+        wait_for(lambda: set(job_ids) <= registry_ids(conn)["finished"], timeout=30,
+                 what="every job to finish")
+    assert len(receiver.requests) == 4 and len(receiver.event_ids()) == 4

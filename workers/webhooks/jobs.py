@@ -251,9 +251,14 @@ class JobStore:
                 pipe.execute()
 
     def renew_leases(self, claims: list[Claim]) -> None:
+        """Push the lease of every held job to now + lease (ZADD XX: a job already requeued
+        elsewhere is not put back). Float scores: rq's Execution.heartbeat rounds down to the
+        second, which would shorten short leases by up to a second."""
+        deadline = time.time() + self.lease
         with self.conn.pipeline(transaction=False) as pipe:
             for claim in claims:
-                claim.execution.heartbeat(self.started, self._lease_ttl, pipe)
+                pipe.zadd(self.started.key, {claim.execution.composite_key: deadline}, xx=True)
+                pipe.expire(claim.execution.key, self._lease_ttl)
             pipe.execute()
 
     def requeue_expired(self) -> int:

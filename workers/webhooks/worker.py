@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 
 import gevent
@@ -25,6 +26,7 @@ import gevent.event
 import gevent.lock
 import gevent.pool
 from rq import SimpleWorker
+from rq.suspension import is_suspended
 from rq.worker import WorkerStatus
 
 from shared import __version__, metrics
@@ -63,9 +65,11 @@ class WebhookWorker:
         self.http_slots = gevent.lock.Semaphore(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
         self.stopping = gevent.event.Event()
+        self.suspended = False
 
     def run(self, stop) -> None:
         self._until_redis_answers(self.rq_worker.register_birth, stop)
+        self.suspended = bool(self._until_redis_answers(lambda: is_suspended(self.conn), stop))
         upkeep = gevent.spawn(self._maintenance_loop, stop)
         log.info("delivering webhooks, up to %d at a time", self.concurrency)
         try:
@@ -79,6 +83,9 @@ class WebhookWorker:
 
     def _dispatch(self, stop) -> None:
         while not stop.is_set():
+            if self.suspended:  # `rq suspend`: queue_size shows the backlog as paused
+                stop.wait(MAINTENANCE_INTERVAL)
+                continue
             free = self.deliveries.free_count()
             if free == 0:
                 self.deliveries.wait_available(timeout=1)
@@ -122,23 +129,23 @@ class WebhookWorker:
             self.held.pop(claim.execution.id, None)
 
     def _maintenance_loop(self, stop) -> None:
-        renew_every = max(MAINTENANCE_INTERVAL, self.config.WEBHOOK_LEASE / 3)
-        since_renewal = 0.0
+        renew_every = self.config.WEBHOOK_LEASE / 3  # two renewals may fail before a lease runs out
+        last_renewal = time.monotonic()
         while True:
             try:
+                self.suspended = is_suspended(self.conn)
                 self.store.promote_due()
                 if not stop.is_set():
                     self.store.requeue_expired()
-                since_renewal += MAINTENANCE_INTERVAL
-                if since_renewal >= renew_every:
-                    since_renewal = 0.0
+                if time.monotonic() - last_renewal >= renew_every:
+                    last_renewal = time.monotonic()
                     self.store.renew_leases(list(self.held.values()))
                     self.rq_worker.heartbeat()
                 self.store.flush_worker_stats()
                 self._show_state()
             except TRANSIENT_ERRORS as exc:
                 log.warning("Redis unavailable during maintenance: %s", exc)
-            gevent.sleep(MAINTENANCE_INTERVAL)
+            gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
 
     def _show_state(self) -> None:
         """busy/idle on the rq worker record, as rq-dashboard lists workers."""
