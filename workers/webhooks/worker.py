@@ -34,7 +34,7 @@ from shared.redis_conn import TRANSIENT_ERRORS, connect
 from shared.secret import service_secret
 
 from .client import WebhookClient
-from .delivery import DELIVERED, SKIPPED, attempt, target_url
+from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
 from .jobs import Claim, JobStore
 
 log = logging.getLogger(__name__)
@@ -108,25 +108,33 @@ class WebhookWorker:
         with self.http_slots:
             if self.stopping.is_set():
                 return  # claimed ahead but not started: _drain hands it back
-            outcome = attempt(self.client, self.secret, claim.attempt, url)
+            try:
+                outcome = attempt(self.client, self.secret, claim.attempt, url)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not take the worker down
+                log.exception("webhook job %s: unexpected error", claim.job.id)
+                outcome = Outcome(RETRY, f"internal error: {type(exc).__name__}", url or "")
         try:
-            while True:
-                try:
-                    self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS,
-                                      self.config.WEBHOOK_BACKOFF)
-                    break
-                except TRANSIENT_ERRORS as exc:
-                    # Keep the outcome until Redis is back; meanwhile the lease may run out and
-                    # another process redeliver (at least once).
-                    log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
-                    gevent.sleep(REDIS_RETRY_DELAY)
-            status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
-            metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
-            if outcome.kind not in (DELIVERED, SKIPPED):
-                log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
-                         claim.attempt.attempts_made + 1, outcome.message)
+            self._record(claim, outcome)
+        except Exception:  # noqa: BLE001 - the job's lease runs out and it is delivered again
+            log.exception("webhook job %s: cannot record the outcome", claim.job.id)
         finally:
-            self.held.pop(claim.execution.id, None)
+            self.held.pop(claim.execution.id, None)  # no longer renewed from here on
+
+    def _record(self, claim: Claim, outcome: Outcome) -> None:
+        while True:
+            try:
+                self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS, self.config.WEBHOOK_BACKOFF)
+                break
+            except TRANSIENT_ERRORS as exc:
+                # Keep the outcome until Redis is back; meanwhile the lease may run out and
+                # another process deliver again (at least once).
+                log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
+                gevent.sleep(REDIS_RETRY_DELAY)
+        status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
+        metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
+        if outcome.kind not in (DELIVERED, SKIPPED):
+            log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
+                     claim.attempt.attempts_made + 1, outcome.message)
 
     def _maintenance_loop(self, stop) -> None:
         renew_every = self.config.WEBHOOK_LEASE / 3  # two renewals may fail before a lease runs out
@@ -167,7 +175,8 @@ class WebhookWorker:
             except TRANSIENT_ERRORS as exc:
                 log.warning("could not hand back %d jobs (their leases will expire): %s", len(left), exc)
 
-    def _until_redis_answers(self, action, stop) -> None:
+    def _until_redis_answers(self, action, stop):
+        """action()'s value; retried while Redis is unavailable, None if stopped meanwhile."""
         while True:
             try:
                 return action()
