@@ -64,14 +64,13 @@ def test_filtered_and_disabled_events_finish_without_a_request(conn, env, spawn)
         store.update({"webhooks": receiver.url, "webhooksEnabled": True, "webhookEvents": ["messageNew"]})
         [wanted] = emit_many(conn, 1, event="messageNew")
         [unwanted] = emit_many(conn, 1, event="messageDeleted")
-        worker = spawn("workers.webhooks", env)
+        spawn("workers.webhooks", env)
         wait_for(lambda: {wanted, unwanted} <= registry_ids(conn)["finished"], what="both jobs to finish")
         assert [r.json["event"] for r in receiver.requests] == ["messageNew"]
 
         store.update({"webhooksEnabled": False, "webhookEvents": ["*"]})
         [while_disabled] = emit_many(conn, 1)
         wait_for(lambda: while_disabled in registry_ids(conn)["finished"], what="the job to finish")
-        worker.stop()
 
     assert len(receiver.requests) == 1
     samples = metric_samples(env["PROMETHEUS_MULTIPROC_DIR"])

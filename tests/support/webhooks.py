@@ -40,7 +40,10 @@ def registry_ids(conn: redis.Redis) -> dict[str, set[str]]:
 
 
 def metric_samples(metrics_dir: str) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted labels): value} read from the processes' multiprocess files."""
+    """{(sample name, sorted labels): value} read from the processes' multiprocess files.
+
+    Read while the processes run: files of live processes are all there (never folded away).
+    """
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)
     samples = {}

@@ -121,6 +121,9 @@ class WebhookWorker:
             self.held.pop(claim.execution.id, None)  # no longer renewed from here on
 
     def _record(self, claim: Claim, outcome: Outcome) -> None:
+        # Counted first: once the job shows as finished or failed, its attempt is counted too.
+        status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
+        metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
         while True:
             try:
                 self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS, self.config.WEBHOOK_BACKOFF)
@@ -130,8 +133,6 @@ class WebhookWorker:
                 # another process deliver again (at least once).
                 log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
                 gevent.sleep(REDIS_RETRY_DELAY)
-        status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
-        metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
         if outcome.kind not in (DELIVERED, SKIPPED):
             log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
                      claim.attempt.attempts_made + 1, outcome.message)
