@@ -96,7 +96,7 @@ class WebhookWorker:
                     self.store.wait_for_jobs(timeout=1)
                     continue
             except TRANSIENT_ERRORS as exc:
-                log.warning("Redis unavailable, retrying: %s", exc)
+                log.warning("cannot claim jobs (Redis unavailable), will retry: %s", exc)
                 stop.wait(REDIS_RETRY_DELAY)
                 continue
             for claim in claims:
@@ -153,7 +153,7 @@ class WebhookWorker:
                 self.store.flush_worker_stats()
                 self._show_state()
             except TRANSIENT_ERRORS as exc:
-                log.warning("Redis unavailable during maintenance: %s", exc)
+                log.warning("maintenance skipped (Redis unavailable): %s", exc)
             gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
 
     def _show_state(self) -> None:
@@ -183,9 +183,9 @@ class WebhookWorker:
                 return action()
             except TRANSIENT_ERRORS as exc:
                 if stop is None or stop.is_set():
-                    log.warning("Redis unavailable: %s", exc)
+                    log.warning("giving up on Redis while stopping: %s", exc)
                     return None
-                log.warning("Redis unavailable, retrying: %s", exc)
+                log.warning("waiting for Redis: %s", exc)
                 stop.wait(REDIS_RETRY_DELAY)
 
 
