@@ -12,6 +12,8 @@ class Keys:
         self.workers = base + "workers"  # hash worker id -> json {type, host, pid, started}
         self.secret_fingerprint = base + "secret-fingerprint"
         self.health_probe = base + "health-probe"
+        self.settings = base + "settings"  # hash setting name -> JSON value (the /v1/settings store)
+        self.webhook_error = base + "webhook-error"  # JSON of the last final delivery failure
         self._base = base
 
     def token(self, token_hash: str) -> str:

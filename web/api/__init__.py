@@ -40,7 +40,7 @@ def json_http_error(exc: HTTPException):
 
 
 def install(app: Flask) -> None:
-    from . import stats  # noqa: F401 - registers its routes on the blueprint
+    from . import settings, stats  # noqa: F401 - register their routes on the blueprint
 
     app.register_blueprint(blueprint)
     app.after_request(count_api_call)

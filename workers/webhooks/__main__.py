@@ -9,10 +9,16 @@ import argparse  # noqa: E402
 from workers.runner import run  # noqa: E402
 
 
+def work(config, lifecycle, stop):
+    from workers.webhooks.worker import work as deliver_until_stopped  # imports metrics: after bootstrap
+
+    deliver_until_stopped(config, lifecycle, stop)
+
+
 def main() -> None:
     argparse.ArgumentParser(prog="python -m workers.webhooks",
                             description="mailpulse webhook worker (configured by environment)").parse_args()
-    run("webhooks")
+    run("webhooks", work)
 
 
 if __name__ == "__main__":

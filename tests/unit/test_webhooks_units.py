@@ -1,0 +1,65 @@
+"""Pure pieces of the webhook pipeline: egress policy, backoff, signature, target choice, settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import SettingsError, validate
+from workers.webhooks.delivery import target_url
+from workers.webhooks.egress import EgressRefused, check_address, check_host
+from workers.webhooks.jobs import backoff
+from workers.webhooks.signing import sign, verify
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "169.254.0.1", "fe80::1", "fe80::1%eth0",
+                                     "::ffff:169.254.169.254", "fd00:ec2::254", "100.100.100.200"])
+def test_link_local_and_metadata_addresses_are_refused(address):
+    with pytest.raises(EgressRefused):
+        check_address(address)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.5", "192.168.1.1", "93.184.216.34"])
+def test_loopback_private_and_public_addresses_are_allowed(address):
+    check_address(address)
+
+
+def test_host_names_are_resolved_and_checked():
+    check_host("localhost", 80)
+    with pytest.raises(EgressRefused):
+        check_host("[fe80::1]", 80)
+    with pytest.raises(OSError):
+        check_host("no-such-host.invalid", 80)
+
+
+def test_backoff_doubles_with_bounded_jitter():
+    for failures in range(1, 10):
+        delays = [backoff(5, failures) for _ in range(200)]
+        nominal = 5 * 2 ** (failures - 1)
+        assert nominal * 0.8 <= min(delays) and max(delays) <= nominal * 1.2
+        assert len(set(delays)) > 1  # jittered
+    assert backoff(5, 100) <= 6 * 3600 * 1.2  # capped
+
+
+def test_signature_is_unpadded_base64url_hmac_sha256():
+    signature = sign("secret", b'{"a":1}')
+    assert len(signature) == 43 and "=" not in signature and "+" not in signature and "/" not in signature
+    assert verify("secret", b'{"a":1}', signature)
+    assert not verify("other", b'{"a":1}', signature)
+    assert not verify("secret", b'{"a":2}', signature)
+
+
+def test_target_url_filters_events():
+    on = {"webhooksEnabled": True, "webhooks": "http://h/", "webhookEvents": ["*"]}
+    assert target_url(on, None, "messageNew") == "http://h/"
+    assert target_url(on, "http://acct/", "messageNew") == "http://acct/"
+    assert target_url({**on, "webhooksEnabled": False}, "http://acct/", "messageNew") is None
+    assert target_url({**on, "webhookEvents": ["messageDeleted"]}, None, "messageNew") is None
+    assert target_url({**on, "webhooks": ""}, None, "messageNew") is None
+
+
+def test_settings_validation_reports_every_bad_field():
+    with pytest.raises(SettingsError) as caught:
+        validate({"webhooks": "javascript:alert(1)", "webhooksEnabled": 1, "webhookEvents": ["*"]})
+    assert set(caught.value.fields) == {"webhooks", "webhooksEnabled"}
+    assert validate({"webhooks": " https://x.example/h ", "webhookEvents": ["messageNew", "messageNew"]}) == {
+        "webhooks": "https://x.example/h", "webhookEvents": ["messageNew"]}

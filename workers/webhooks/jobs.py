@@ -1,0 +1,277 @@
+"""rq bookkeeping of webhook jobs, many at a time, the way rq-dashboard reads it.
+
+Built on rq's public Job/Queue/registry/Execution API plus three small Lua scripts that make the
+moves that must not be split by a crash atomic:
+
+  claim:    LPOP up to n job ids and enter each in the StartedJobRegistry (`rq:wip:<queue>`) under
+            a lease in one step, so a SIGKILL can never leave a job in neither place (rq's own
+            worker uses an intermediate list plus a one-minute clean-up for this window).
+  requeue:  entries whose lease ran out (their process died) go back to the front of the queue;
+            also used at shutdown for deliveries not finished within the grace period.
+  promote:  retries whose time has come move from the ScheduledJobRegistry to the queue (what
+            rq's scheduler does; ours needs no scheduler lock since the move is atomic).
+
+States as rq-dashboard shows them: queued (the list), started (wip, leased), scheduled (waiting
+for a retry), finished, failed (after the last attempt, with the error as exc_info).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import redis
+from rq import Queue
+from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.results import Result
+from rq.utils import now, utcformat
+
+from shared import settings as settings_module
+from shared.keys import Keys
+
+from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 6 * 3600  # seconds; keeps large WEBHOOK_ATTEMPTS values sane
+JOB_KEY_PREFIX = Job.redis_job_namespace_prefix
+
+# KEYS: queue, wip, settings. ARGV: n, lease deadline, job key prefix, n execution ids.
+# Returns {{id1, job hash 1, id2, ...}, settings hash}: the batch in one round trip.
+_CLAIM = """
+local ids = redis.call('LPOP', KEYS[1], ARGV[1])
+local claimed = {}
+if ids then
+  for i, id in ipairs(ids) do
+    redis.call('ZADD', KEYS[2], ARGV[2], id .. ':' .. ARGV[3 + i])
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = redis.call('HGETALL', ARGV[3] .. id)
+  end
+end
+return {claimed, redis.call('HGETALL', KEYS[3])}
+"""
+
+# KEYS: wip, queue. ARGV: job key prefix, then either 'expired' and a time, or entries to release.
+_REQUEUE = """
+local entries
+if ARGV[2] == 'expired' then
+  entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 1000)
+else
+  entries = {unpack(ARGV, 3)}
+end
+local moved = 0
+for _, entry in ipairs(entries) do
+  if redis.call('ZREM', KEYS[1], entry) == 1 then
+    local id = string.match(entry, '^(.+):[^:]+$')
+    if id and redis.call('EXISTS', ARGV[1] .. id) == 1 then
+      redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
+      redis.call('LPUSH', KEYS[2], id)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
+    redis.call('RPUSH', KEYS[2], id)
+  end
+end
+return #due
+"""
+
+
+def _pairs(flat: list) -> dict:
+    """A Lua HGETALL reply (flat list) as the dict redis-py would give."""
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def backoff(base: float, failed_attempts: int) -> float:
+    """Seconds before the next attempt: base doubling per failure, +-20 % jitter (spreads a burst)."""
+    delay = min(MAX_BACKOFF, base * 2 ** min(failed_attempts - 1, 40))
+    return delay * random.uniform(0.8, 1.2)
+
+
+@dataclass
+class Claim:
+    """One job this process holds: its rq Job, its Execution (the wip entry) and the attempt."""
+
+    job: Job
+    execution: Execution
+    attempt: Attempt
+    account: str | None
+    account_url: str | None = None  # the account record's `webhooks` field, when set
+    done: bool = field(default=False)
+
+
+class JobStore:
+    def __init__(self, conn: redis.Redis, keys: Keys, worker_name: str, lease: float):
+        self.conn = conn
+        self.keys = keys
+        self.worker_name = worker_name
+        self.lease = lease
+        self.queue = Queue(keys.queue("notify"), connection=conn)
+        self.started = StartedJobRegistry(queue=self.queue)
+        self.scheduled = ScheduledJobRegistry(queue=self.queue)
+        self.finished = FinishedJobRegistry(queue=self.queue)
+        self.failed = FailedJobRegistry(queue=self.queue)
+        self._claim = conn.register_script(_CLAIM)
+        self._requeue = conn.register_script(_REQUEUE)
+        self._promote = conn.register_script(_PROMOTE)
+        self._stats: Counter = Counter()  # finished/failed counts not yet added to the worker record
+
+    @property
+    def _lease_ttl(self) -> int:
+        return max(1, math.ceil(self.lease))
+
+    def wait_for_jobs(self, timeout: int = 1) -> None:
+        """Block until the queue has a job or `timeout` passes, taking nothing (BLMOVE onto itself)."""
+        self.conn.blmove(self.queue.key, self.queue.key, timeout, "LEFT", "LEFT")
+
+    def claim(self, n: int) -> tuple[list[Claim], dict]:
+        """Take up to n jobs (started, leased); returns them and the current webhook settings."""
+        execution_ids = [uuid.uuid4().hex for _ in range(n)]
+        claimed, raw_settings = self._claim(
+            keys=[self.queue.key, self.started.key, self.keys.settings],
+            args=[n, time.time() + self.lease, JOB_KEY_PREFIX, *execution_ids])
+        if not claimed:
+            return [], {}
+        ids = [i.decode() for i in claimed[0::2]]
+        raws = [_pairs(flat) for flat in claimed[1::2]]
+        claims, lookups = [], []
+        pipe = self.conn.pipeline(transaction=False)
+        for job_id, execution_id, raw in zip(ids, execution_ids, raws, strict=False):
+            execution = Execution(execution_id, job_id, self.conn, worker_name=self.worker_name)
+            claim = self._restore(job_id, execution, raw)
+            if claim is None:
+                execution.delete(Job(job_id, connection=self.conn), pipe)  # the job is gone
+                continue
+            claim.job.prepare_for_execution(self.worker_name, pipe)
+            execution.save(self._lease_ttl, pipe)
+            claim.job.execution_registry.add(execution, self._lease_ttl, pipe)
+            if claim.account:  # the account's own URL overrides the global one
+                lookups.append((claim, len(pipe.command_stack)))
+                pipe.hget(self.keys.account(claim.account), "webhooks")
+            claims.append(claim)
+        replies = pipe.execute()
+        for claim, index in lookups:
+            claim.account_url = replies[index].decode() if replies[index] else None
+        return claims, settings_module.decode(_pairs(raw_settings))
+
+    def _restore(self, job_id: str, execution: Execution, raw: dict) -> Claim | None:
+        if not raw:
+            return None
+        job = Job(job_id, connection=self.conn)
+        try:
+            job.restore(raw)
+            payload, event_id = job.args[:2]
+        except Exception as exc:  # noqa: BLE001 - a corrupt job must not stop the worker
+            log.error("job %s cannot be read (%s); failing it", job_id, exc)
+            self._fail_unreadable(job, execution, str(exc))
+            return None
+        enqueued = job.enqueued_at.timestamp() if job.enqueued_at else time.time()
+        attempt = Attempt(job_id, event_id, payload, enqueued, int(job.meta.get("attempts", 0)))
+        return Claim(job, execution, attempt, payload.get("account") or None)
+
+    def _fail_unreadable(self, job: Job, execution: Execution, message: str) -> None:
+        with self.conn.pipeline() as pipe:
+            execution.delete(job, pipe)
+            pipe.hset(job.key, "status", JobStatus.FAILED)
+            pipe.zadd(self.failed.key, {job.id: time.time() + 365 * 86400})
+            pipe.execute()
+
+    def finish(self, claim: Claim, outcome: Outcome, max_attempts: int, backoff_base: float) -> str:
+        """Record the attempt's outcome; returns the job's new status (finished/scheduled/failed).
+
+        Each attempt also leaves an rq Result (successful, retried or failed, with the reason),
+        which is what rq-dashboard shows as the job's history and exception.
+        """
+        job, attempts = claim.job, claim.attempt.attempts_made + 1
+        job.meta["attempts"] = attempts
+        job.meta["lastOutcome"] = outcome.message
+        job.ended_at = now()
+        result = dict(worker_name=self.worker_name, execution_id=claim.execution.id,
+                      execution_started_at=job.started_at, execution_ended_at=job.ended_at)
+        failure_ttl = job.failure_ttl or DEFAULT_FAILURE_TTL
+        # Only the fields that change: rewriting the whole job (job.save) costs more than the rest.
+        fields = {"ended_at": utcformat(job.ended_at), "meta": job.serializer.dumps(job.meta)}
+        with self.conn.pipeline() as pipe:
+            claim.execution.delete(job, pipe)
+            if outcome.kind in (DELIVERED, SKIPPED):
+                status = JobStatus.FINISHED
+                ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
+                pipe.hset(job.key, mapping={**fields, "status": status})
+                Result.create(job, Result.Type.SUCCESSFUL, ttl, return_value=outcome.message,
+                              pipeline=pipe, **result)
+                self.finished.add(job, ttl, pipe)
+                pipe.expire(job.key, ttl)
+                if outcome.kind == DELIVERED:
+                    pipe.delete(self.keys.webhook_error)
+            elif outcome.kind == RETRY and attempts < max_attempts:
+                status = JobStatus.SCHEDULED
+                pipe.hset(job.key, mapping={**fields, "status": status})
+                Result.create(job, Result.Type.RETRIED, failure_ttl, exc_string=outcome.message,
+                              pipeline=pipe, **result)
+                pipe.zadd(self.scheduled.key, {job.id: time.time() + backoff(backoff_base, attempts)})
+            else:
+                status = JobStatus.FAILED
+                job.set_status(status, pipe)
+                Result.create_failure(job, failure_ttl, outcome.message, pipeline=pipe, **result)
+                self.failed.add(job, ttl=failure_ttl, exc_string=outcome.message, pipeline=pipe)
+                pipe.hset(job.key, mapping=fields)  # the registry's save leaves meta out
+                pipe.set(self.keys.webhook_error, settings_module.error_flag(
+                    claim.attempt.event, outcome.message, outcome.url, outcome.status_code))
+            pipe.execute()
+        claim.done = True
+        if status == JobStatus.FINISHED:
+            self._stats["successful_job_count"] += 1
+        else:
+            self._stats["failed_job_count"] += 1
+        return status
+
+    def flush_worker_stats(self) -> None:
+        """Add the counts since the last flush to the rq worker record (rq-dashboard shows them)."""
+        counts, self._stats = self._stats, Counter()
+        if counts:
+            with self.conn.pipeline(transaction=False) as pipe:
+                for name, count in counts.items():
+                    pipe.hincrby(f"rq:worker:{self.worker_name}", name, count)
+                pipe.execute()
+
+    def renew_leases(self, claims: list[Claim]) -> None:
+        """Push the lease of every held job to now + lease (ZADD XX: a job already requeued
+        elsewhere is not put back). Float scores: rq's Execution.heartbeat rounds down to the
+        second, which would shorten short leases by up to a second."""
+        deadline = time.time() + self.lease
+        with self.conn.pipeline(transaction=False) as pipe:
+            for claim in claims:
+                pipe.zadd(self.started.key, {claim.execution.composite_key: deadline}, xx=True)
+                pipe.expire(claim.execution.key, self._lease_ttl)
+            pipe.execute()
+
+    def requeue_expired(self) -> int:
+        """Put back jobs whose lease ran out (their process died): at least once, never lost."""
+        return self._requeue(keys=[self.started.key, self.queue.key],
+                             args=[JOB_KEY_PREFIX, "expired", time.time()])
+
+    def release(self, claims: list[Claim]) -> int:
+        """Give jobs back to the queue now (shutdown after the grace period)."""
+        entries = [c.execution.composite_key for c in claims if not c.done]
+        if not entries:
+            return 0
+        return self._requeue(keys=[self.started.key, self.queue.key], args=[JOB_KEY_PREFIX, "list", *entries])
+
+    def promote_due(self) -> int:
+        return self._promote(keys=[self.scheduled.key, self.queue.key], args=[JOB_KEY_PREFIX, time.time()])

@@ -1,0 +1,193 @@
+"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each.
+
+Why not rq's Worker: it runs one job at a time (forking a process per job by default, which
+also leaves a metrics file per job), and its per-job state (`worker.execution`, the current job,
+SIGALRM timeouts) assumes a single job, so a gevent pool under it would race. This loop keeps
+rq's data model instead (Queue, Job, Execution, registries, the worker record rq-dashboard
+lists) and drives many jobs at once, batching Redis round trips (jobs.py).
+
+Greenlets: one dispatcher (claims jobs while fewer than `jobs_held` are held, else blocks on the
+queue), one maintenance loop (leases, due retries, jobs of dead processes, the rq worker
+heartbeat), and one per job, which takes one of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
+SIGTERM: the dispatcher stops claiming; attempts in flight get WEBHOOK_GRACE seconds; jobs not
+started or not finished by then are handed back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.pool
+from rq import SimpleWorker
+from rq.suspension import is_suspended
+from rq.worker import WorkerStatus
+
+from shared import __version__, metrics
+from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.secret import service_secret
+
+from .client import WebhookClient
+from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
+from .jobs import Claim, JobStore
+
+log = logging.getLogger(__name__)
+MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
+REDIS_RETRY_DELAY = 1.0
+
+
+def jobs_held(concurrency: int) -> int:
+    """Jobs one process holds at most (started in rq terms): attempts in flight plus prefetch."""
+    return concurrency + max(1, concurrency // 5)
+
+
+class WebhookWorker:
+    def __init__(self, config, keys):
+        self.config = config
+        self.concurrency = config.WEBHOOK_CONCURRENCY
+        # Own client: deliveries need up to `concurrency` connections plus the blocking wait.
+        self.conn = connect(config, max_connections=self.concurrency + 10)
+        self.secret = service_secret(config)
+        name = f"mailpulse-webhooks.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE)
+        self.rq_worker = SimpleWorker([self.store.queue], name=name, connection=self.conn,
+                                      worker_ttl=max(30, int(config.WEBHOOK_LEASE)))
+        self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
+        # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
+        # finished attempt's slot goes to the next job at once, not after Redis round trips.
+        self.deliveries = gevent.pool.Pool(jobs_held(self.concurrency))
+        self.http_slots = gevent.lock.Semaphore(self.concurrency)
+        self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
+        self.stopping = gevent.event.Event()
+        self.suspended = False
+
+    def run(self, stop) -> None:
+        self._until_redis_answers(self.rq_worker.register_birth, stop)
+        self.suspended = bool(self._until_redis_answers(lambda: is_suspended(self.conn), stop))
+        upkeep = gevent.spawn(self._maintenance_loop, stop)
+        log.info("delivering webhooks, up to %d at a time", self.concurrency)
+        try:
+            self._dispatch(stop)
+        finally:
+            self.stopping.set()
+            self._drain()
+            upkeep.kill()
+            self._until_redis_answers(self.rq_worker.register_death, None)
+            self.client.close()
+
+    def _dispatch(self, stop) -> None:
+        while not stop.is_set():
+            if self.suspended:  # `rq suspend`: queue_size shows the backlog as paused
+                stop.wait(MAINTENANCE_INTERVAL)
+                continue
+            free = self.deliveries.free_count()
+            if free == 0:
+                self.deliveries.wait_available(timeout=1)
+                continue
+            try:
+                claims, settings = self.store.claim(free)
+                if not claims:
+                    self.store.wait_for_jobs(timeout=1)
+                    continue
+            except TRANSIENT_ERRORS as exc:
+                log.warning("cannot claim jobs (Redis unavailable), will retry: %s", exc)
+                stop.wait(REDIS_RETRY_DELAY)
+                continue
+            for claim in claims:
+                url = target_url(settings, claim.account_url, claim.attempt.event)
+                self.held[claim.execution.id] = claim
+                self.deliveries.spawn(self._deliver, claim, url)
+
+    def _deliver(self, claim: Claim, url: str | None) -> None:
+        with self.http_slots:
+            if self.stopping.is_set():
+                return  # claimed ahead but not started: _drain hands it back
+            try:
+                outcome = attempt(self.client, self.secret, claim.attempt, url)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not take the worker down
+                log.exception("webhook job %s: unexpected error", claim.job.id)
+                outcome = Outcome(RETRY, f"internal error: {type(exc).__name__}", url or "")
+        try:
+            self._record(claim, outcome)
+        except Exception:  # noqa: BLE001 - the job's lease runs out and it is delivered again
+            log.exception("webhook job %s: cannot record the outcome", claim.job.id)
+        finally:
+            self.held.pop(claim.execution.id, None)  # no longer renewed from here on
+
+    def _record(self, claim: Claim, outcome: Outcome) -> None:
+        # Counted first: once the job shows as finished or failed, its attempt is counted too.
+        status = "completed" if outcome.kind in (DELIVERED, SKIPPED) else "failed"
+        metrics.safely(metrics.queues_processed.labels(queue="notify", status=status).inc)
+        while True:
+            try:
+                self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS, self.config.WEBHOOK_BACKOFF)
+                break
+            except TRANSIENT_ERRORS as exc:
+                # Keep the outcome until Redis is back; meanwhile the lease may run out and
+                # another process deliver again (at least once).
+                log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
+                gevent.sleep(REDIS_RETRY_DELAY)
+        if outcome.kind not in (DELIVERED, SKIPPED):
+            log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
+                     claim.attempt.attempts_made + 1, outcome.message)
+
+    def _maintenance_loop(self, stop) -> None:
+        renew_every = self.config.WEBHOOK_LEASE / 3  # two renewals may fail before a lease runs out
+        last_renewal = time.monotonic()
+        while True:
+            try:
+                self.suspended = is_suspended(self.conn)
+                self.store.promote_due()
+                if not stop.is_set():
+                    self.store.requeue_expired()
+                if time.monotonic() - last_renewal >= renew_every:
+                    last_renewal = time.monotonic()
+                    self.store.renew_leases(list(self.held.values()))
+                    self.rq_worker.heartbeat()
+                self.store.flush_worker_stats()
+                self._show_state()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("maintenance skipped (Redis unavailable): %s", exc)
+            gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
+
+    def _show_state(self) -> None:
+        """busy/idle on the rq worker record, as rq-dashboard lists workers."""
+        state = WorkerStatus.BUSY if self.held else WorkerStatus.IDLE
+        if state != self.rq_worker.get_state():
+            self.rq_worker.set_state(state)
+
+    def _drain(self) -> None:
+        """After stop: let deliveries finish within the grace period, then hand the rest back."""
+        if self.held:
+            log.info("waiting up to %d s for deliveries in flight", self.config.WEBHOOK_GRACE)
+        self.deliveries.join(timeout=self.config.WEBHOOK_GRACE)
+        left = list(self.held.values())
+        self.deliveries.kill(timeout=5)
+        if left:
+            try:
+                released = self.store.release(left)
+                log.info("%d jobs not delivered before stopping are back in the queue", released)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not hand back %d jobs (their leases will expire): %s", len(left), exc)
+
+    def _until_redis_answers(self, action, stop):
+        """action()'s value; retried while Redis is unavailable, None if stopped meanwhile."""
+        while True:
+            try:
+                return action()
+            except TRANSIENT_ERRORS as exc:
+                if stop is None or stop.is_set():
+                    log.warning("giving up on Redis while stopping: %s", exc)
+                    return None
+                log.warning("waiting for Redis: %s", exc)
+                stop.wait(REDIS_RETRY_DELAY)
+
+
+def work(config, lifecycle, stop) -> None:
+    WebhookWorker(config, lifecycle.keys).run(stop)
