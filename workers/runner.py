@@ -6,6 +6,7 @@ gevent.signal_handler, which runs the handler in the hub and never inside a metr
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -14,6 +15,8 @@ import gevent
 
 from shared import bootstrap
 from shared.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # work(config, lifecycle, stop) runs in its own greenlet and returns once `stop` is set.
 Work = Callable[[object, object, threading.Event], None]
@@ -31,11 +34,29 @@ def run(process_type: str, work: Work | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
+    failed = []
+
+    def guarded_work():
+        # A process whose work died must not live on as a heartbeat that does nothing: it stops,
+        # and exits non-zero so that its supervisor (honcho, systemd) shows it.
+        try:
+            work(config, lifecycle, stop)
+        except Exception as exc:
+            if stop.is_set():
+                log.warning("%s work ended with an error while stopping: %s", process_type, exc)
+            else:
+                log.exception("%s work failed; stopping the process", process_type)
+                failed.append(True)
+        finally:
+            stop.set()
+
     greenlets = [gevent.spawn(lifecycle.heartbeat_loop, stop)]
     if work is not None:
-        greenlets.append(gevent.spawn(work, config, lifecycle, stop))
+        greenlets.append(gevent.spawn(guarded_work))
     try:
         stop.wait()
         gevent.joinall(greenlets, timeout=30)
     finally:
         lifecycle.stop()
+    if failed:
+        raise SystemExit(1)

@@ -55,9 +55,9 @@ class WebhookWorker:
         self.conn = connect(config, max_connections=self.concurrency + 10)
         self.secret = service_secret(config)
         name = f"mailpulse-webhooks.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.name = name
         self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE)
-        self.rq_worker = SimpleWorker([self.store.queue], name=name, connection=self.conn,
-                                      worker_ttl=max(30, int(config.WEBHOOK_LEASE)))
+        self.rq_worker: SimpleWorker | None = None  # made in run(): it talks to Redis at once
         self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
         # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
         # finished attempt's slot goes to the next job at once, not after Redis round trips.
@@ -68,6 +68,9 @@ class WebhookWorker:
         self.suspended = False
 
     def run(self, stop) -> None:
+        self.rq_worker = self._until_redis_answers(self._make_rq_worker, stop)
+        if self.rq_worker is None:
+            return  # stopped before Redis ever answered
         self._until_redis_answers(self.rq_worker.register_birth, stop)
         self.suspended = bool(self._until_redis_answers(lambda: is_suspended(self.conn), stop))
         upkeep = gevent.spawn(self._maintenance_loop, stop)
@@ -80,6 +83,11 @@ class WebhookWorker:
             upkeep.kill()
             self._until_redis_answers(self.rq_worker.register_death, None)
             self.client.close()
+
+    def _make_rq_worker(self) -> SimpleWorker:
+        """The rq worker record rq-dashboard lists (its loop is never run: ours is)."""
+        return SimpleWorker([self.store.queue], name=self.name, connection=self.conn,
+                            worker_ttl=max(30, int(self.config.WEBHOOK_LEASE)))
 
     def _dispatch(self, stop) -> None:
         while not stop.is_set():
