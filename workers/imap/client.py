@@ -14,6 +14,8 @@ import socket
 import ssl
 
 from imapclient import IMAPClient, exceptions, imap4, tls
+from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
 
 from shared import metrics
 
@@ -80,6 +82,17 @@ class _MeteredTLS(_Metered, tls.IMAP4_TLS):
 
 
 class MeteredIMAPClient(IMAPClient):
+    def fetch_all(self, data: list[str], modifiers: list[str] | None = None) -> dict:
+        """UID FETCH 1:* (imapclient's fetch() keeps only the UIDs it was given as numbers)."""
+        args = ["UID", "FETCH", "1:*", seq_to_parenstr_upper(data)]
+        if modifiers:
+            args.append(seq_to_parenstr_upper(modifiers))
+        tag = self._imap._command(*args)
+        typ, data = self._imap._command_complete("FETCH", tag)
+        self._checkok("fetch", typ, data)
+        typ, data = self._imap._untagged_response(typ, data, "FETCH")
+        return parse_fetch_response(data, self.normalise_times, True)
+
     def _create_IMAP4(self):
         connect_timeout = getattr(self._timeout, "connect", None)
         if self.ssl:

@@ -53,7 +53,9 @@ def _addresses(addresses) -> list[dict]:
 
 
 def _flags(flags) -> list[str]:
-    return sorted(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags or ())
+    # \Recent belongs to one session (it differs between two connections): not a message change.
+    names = (f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags or ())
+    return sorted(f for f in names if f != "\\Recent")
 
 
 def message_id(path: str, uidvalidity: int, uid: int) -> str:
@@ -157,10 +159,10 @@ class AccountSync:
         if not exists:
             return {}
         return {uid: " ".join(_flags(item.get(b"FLAGS")))
-                for uid, item in self.client.fetch("1:*", ["FLAGS"]).items()}
+                for uid, item in self.client.fetch_all(["FLAGS"]).items()}
 
     def _flags_changed_since(self, modseq: int) -> dict[int, str]:
-        items = self.client.fetch("1:*", ["FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
+        items = self.client.fetch_all(["FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
         return {uid: " ".join(_flags(item.get(b"FLAGS"))) for uid, item in items.items()}
 
     def _announce_new(self, path: str, uidvalidity: int, uids: list[int]) -> None:

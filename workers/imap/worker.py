@@ -25,7 +25,7 @@ from shared import metrics
 from shared.accounts import AccountStore
 from shared.heartbeats import Heartbeats, is_live
 from shared.keys import Keys
-from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.redis_conn import TRANSIENT_ERRORS
 from shared.secret import service_secret
 
 from .leases import Leases, fair_share
@@ -55,8 +55,11 @@ class ImapWorker:
     def __init__(self, config, lifecycle):
         self.config = config
         self.keys: Keys = lifecycle.keys
-        self.conn = connect(config, connection_pool_class=redis.BlockingConnectionPool,
-                            max_connections=REDIS_POOL_SIZE, timeout=30)
+        # A bounded pool: a thousand sessions syncing at once wait for a connection, not open one each.
+        pool = redis.BlockingConnectionPool.from_url(
+            config.REDIS_URL, max_connections=REDIS_POOL_SIZE, timeout=30, socket_connect_timeout=5,
+            socket_timeout=10, health_check_interval=30)
+        self.conn = redis.Redis(connection_pool=pool)
         self.store = AccountStore(self.conn, self.keys, service_secret(config))
         self.heartbeats = Heartbeats(self.conn, self.keys)
         self.leases = Leases(self.conn, self.keys, lifecycle.worker_id, config.IMAP_LEASE_SECONDS)
