@@ -12,6 +12,7 @@ emitted is recorded in the sync state); a stop while it waits (IDLE, backoff) is
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import random
 import time
@@ -197,7 +198,12 @@ class Session:
                 timeout = min(renew_at, next_poll) - time.monotonic()
                 if timeout <= 0:
                     break
+                started = time.monotonic()
                 responses = self.client.idle_check(timeout=timeout)
+                if not responses and time.monotonic() - started < timeout - 0.05:
+                    # imapclient swallows EOF in idle_check: readable with nothing to read is a
+                    # closed connection (else this loop would spin on it).
+                    raise imaplib.IMAP4.abort("connection closed during IDLE")
                 # Anything but the server's keep-alive ("* OK Still here") means a change: sync
                 # at once, no debounce (back-to-back mail is synced one IDLE round apart).
                 changed = any(not (isinstance(r, tuple) and r and r[0] == b"OK") for r in responses)
