@@ -9,6 +9,7 @@ from shared import metrics
 from shared.metrics_archive import fold
 
 from .auth import require_scope
+from .collectors.imap_accounts import ImapConnectionsCollector
 from .collectors.multiprocess import FoldedMultiProcessCollector, report_corrupt
 from .collectors.queues import QueueCollector
 from .collectors.redis_info import RedisCollector
@@ -36,7 +37,8 @@ def metrics_endpoint():
     fold_dead_processes(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
     # A fresh registry per request: the multiprocess files are re-read at every scrape.
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR))
+    processes = FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
+    registry.register(ImapConnectionsCollector(processes, cfg["REDIS"], cfg["KEYS"]))
     registry.register(RedisCollector(cfg["REDIS"]))
     registry.register(QueueCollector(cfg["REDIS"], cfg["KEYS"]))
     registry.register(WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))

@@ -1,0 +1,46 @@
+"""The IMAP metrics in the web process's /metrics: states, unheld accounts, responses, bytes."""
+
+from __future__ import annotations
+
+from shared.keys import Keys
+from shared.tokens import TokenStore
+from support.imap import add_account, wait_state
+from support.scrape import parse, scrape_text, value
+from support.servers import wait_for
+
+STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
+          "disconnected", "unset")
+
+
+def test_connections_per_state_and_unheld_accounts(conn, dovecot, imap_env, spawn, web):
+    token = TokenStore(conn, Keys()).issue(["metrics"])
+
+    def scrape():
+        return parse(scrape_text(web.url, token))
+
+    def connections():
+        samples = scrape()
+        return {s: value(samples, "imap_connections", status=s) for s in STATES}
+
+    add_account(conn, dovecot, "ivy")
+    add_account(conn, dovecot, "jack")
+    dovecot.add_user("kim", "right")
+    add_account(conn, dovecot, "kim", password="wrong")
+    assert connections() == {**dict.fromkeys(STATES, 0), "disconnected": 3}  # no IMAP process yet
+
+    worker = spawn("workers.imap", imap_env)
+    wait_state(conn, "ivy", "connected")
+    wait_state(conn, "jack", "connected")
+    wait_state(conn, "kim", "authenticationError")
+    wait_for(lambda: connections() == {**dict.fromkeys(STATES, 0), "connected": 2, "authenticationError": 1},
+             timeout=10, what="2 connected and 1 authenticationError")
+
+    samples = scrape()
+    assert value(samples, "imap_responses", response="OK", code="") >= 4  # CAPABILITY, LOGIN x2, ...
+    assert value(samples, "imap_responses", response="OK", code="READ-ONLY") >= 2  # EXAMINE INBOX
+    assert value(samples, "imap_responses", response="NO", code="AUTHENTICATIONFAILED") >= 1
+    assert value(samples, "imap_bytes_sent") > 0 and value(samples, "imap_bytes_received") > 0
+
+    worker.kill()  # its accounts are held by no live process now
+    wait_for(lambda: connections() == {**dict.fromkeys(STATES, 0), "disconnected": 3}, timeout=15,
+             what="the dead process's accounts counted as disconnected")
