@@ -1,0 +1,157 @@
+"""Benchmark: N IMAP accounts on one Dovecot, held by one `workers.imap` process.
+
+    .venv/bin/python bench/imap.py --accounts 200
+    .venv/bin/python bench/imap.py --accounts 1000
+
+Starts its own redis-server, Dovecot (tests/support/dovecot.py: a uid per user, so every IDLE
+session gets inotify), a loopback receiver and one webhooks process. Then one IMAP process
+starts with no accounts (its RSS then is the baseline), N accounts are created through the
+account store, and it prints: the time until all N are `connected` (from the first account's
+creation), the process's RSS and RSS per account once settled, and the APPEND -> messageNew
+webhook latency p50/p99 over --samples messages appended one at a time to random accounts while
+all the others sit in IDLE. Not a test: it prints figures and checks nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+_metrics_dir = tempfile.mkdtemp(prefix="mailpulse-bench-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # before anything imports prometheus_client
+
+import redis  # noqa: E402
+
+from shared.accounts import AccountStore  # noqa: E402
+from shared.keys import Keys  # noqa: E402
+from shared.settings import SettingsStore  # noqa: E402
+from support.dovecot import Dovecot  # noqa: E402
+from support.receiver import Receiver  # noqa: E402
+from support.servers import free_port, wait_for  # noqa: E402
+
+SECRET = "bench-secret-" + "0" * 20
+KEYS = Keys("")
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                             "--dir", directory, "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def answers():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(answers, what="redis-server")
+    return proc, url
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def states(conn: redis.Redis, ids: list[str]) -> dict[str, int]:
+    pipe = conn.pipeline(transaction=False)
+    for account_id in ids:
+        pipe.hget(KEYS.account(account_id), "state")
+    counts: dict[str, int] = {}
+    for state in pipe.execute():
+        key = state.decode() if state else "none"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=200, help="accounts (Dovecot users) to hold")
+    parser.add_argument("--samples", type=int, default=50, help="messages appended for the latency figures")
+    args = parser.parse_args()
+    n = args.accounts
+    with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
+        redis_proc, redis_url = start_redis(tmp)
+        dovecot = Dovecot()
+        dovecot.start()
+        conn = redis.Redis.from_url(redis_url)
+        env = dict(os.environ, REDIS_URL=redis_url, VAR_DIR=os.path.join(tmp, "var"), SERVICE_SECRET=SECRET,
+                   PROMETHEUS_MULTIPROC_DIR=os.path.join(tmp, "metrics"), LOG_LEVEL="WARNING")
+        procs = []
+        with Receiver() as receiver:
+            try:
+                SettingsStore(conn, KEYS).update({"webhooks": receiver.url + "/hook", "webhooksEnabled": True,
+                                                  "webhookEvents": ["messageNew"]})
+                procs.append(subprocess.Popen([sys.executable, "-m", "workers.webhooks"], cwd=ROOT, env=env))
+                imap = subprocess.Popen([sys.executable, "-m", "workers.imap"], cwd=ROOT, env=env)
+                procs.append(imap)
+                time.sleep(5)
+                baseline = rss_mib(imap.pid)
+                ids = [f"bench{i:04d}" for i in range(n)]
+                for account_id in ids:
+                    dovecot.add_user(account_id, "pw")
+                store = AccountStore(conn, KEYS, SECRET)
+                started = time.monotonic()
+                for account_id in ids:
+                    store.create({"account": account_id, "name": account_id,
+                                  "imap": dovecot.settings(account_id)})
+                wait_for(lambda: states(conn, ids).get("connected", 0) == n, timeout=600, interval=0.2,
+                         what=f"{n} accounts connected (now {states(conn, ids)})")
+                connect_all = time.monotonic() - started
+                time.sleep(10)  # settle: initial syncs done, every session in IDLE
+                rss = rss_mib(imap.pid)
+
+                latencies = []
+                for i in range(args.samples):
+                    account_id = random.choice(ids)
+                    subject = f"bench {i}"
+                    sent = time.time()
+                    dovecot.append(account_id, subject=subject)
+
+                    def arrived(subject=subject):
+                        with receiver.lock:
+                            return next((r.at for r in receiver.requests
+                                         if r.json["data"].get("subject") == subject), None)
+
+                    latencies.append(wait_for(arrived, timeout=60, interval=0.01, what=subject) - sent)
+                    time.sleep(0.2)
+                print(f"accounts {n}, cpus {os.cpu_count()}, final states {states(conn, ids)}")
+                print(f"time to connect all: {connect_all:.1f} s")
+                print(f"imap process RSS: {baseline:.1f} MiB with 0 accounts, {rss:.1f} MiB with {n} "
+                      f"({(rss - baseline) * 1024 / n:.0f} KiB per account)")
+                p50, p99 = (percentile(latencies, p) * 1000 for p in (50, 99))
+                print(f"APPEND -> messageNew webhook, {len(latencies)} samples: p50 {p50:.0f} ms, "
+                      f"p99 {p99:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+            finally:
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait(60)
+                dovecot.close()
+                redis_proc.terminate()
+                redis_proc.wait(10)
+                shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
