@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import resource
 import threading
 import time
 
@@ -51,8 +52,20 @@ class StateGauge:
                 metrics.safely(metrics.imap_connections.labels(status=state).set, self.counts[state])
 
 
+def raise_open_files_limit() -> None:
+    """One socket per account: lift the soft limit on open files to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files limit stays at %d: %s", soft, exc)
+
+
 class ImapWorker:
     def __init__(self, config, lifecycle):
+        raise_open_files_limit()
         self.config = config
         self.keys: Keys = lifecycle.keys
         # A bounded pool: a thousand sessions syncing at once wait for a connection, not open one each.
@@ -96,14 +109,14 @@ class ImapWorker:
         lost = self.leases.renew(held)
         if lost:
             log.info("lost the lease of %d account(s)", len(lost))
-            self._drop(lost, release=False)
+            self._drop(lost, release=False, wait=False)
         accounts = set(self.store.ids())
-        self._drop([a for a in self.sessions if a not in accounts], release=True)
+        self._drop([a for a in self.sessions if a not in accounts], release=True, wait=False)
         share = fair_share(len(accounts), self._live_imap_processes())
         if len(self.sessions) > share:
             extra = random.sample(sorted(self.sessions), len(self.sessions) - share)
             log.info("giving back %d account(s) above the fair share of %d", len(extra), share)
-            self._drop(extra, release=True)
+            self._drop(extra, release=True, wait=False)
         want = share - len(self.sessions)
         if want > 0:
             free = [a for a in accounts if a not in self.sessions]
@@ -118,20 +131,34 @@ class ImapWorker:
         self.sessions[account_id] = session
         session.start()
 
-    def _drop(self, account_ids: list[str], release: bool) -> None:
-        """Stop sessions (letting syncs in progress finish), then give back their leases."""
+    def _drop(self, account_ids: list[str], release: bool, wait: bool = True) -> None:
+        """Stop sessions (letting syncs in progress finish), then give back their leases.
+
+        wait=False stops them in the background, so that lease renewal is never held up by a
+        sync that is finishing.
+        """
         sessions = [self.sessions.pop(a) for a in account_ids if a in self.sessions]
         if not sessions:
             return
+        if wait:
+            self._stop_sessions(sessions, release)
+        else:
+            gevent.spawn(self._stop_sessions, sessions, release)
+
+    def _stop_sessions(self, sessions: list[Session], release: bool) -> None:
         pool = gevent.pool.Pool(100)
         for session in sessions:
             pool.spawn(session.stop)
         pool.join()
-        if release:
-            try:
+        try:
+            if release:
                 self.leases.release([s.account_id for s in sessions])
-            except TRANSIENT_ERRORS as exc:
-                log.warning("leases not released (they expire by themselves): %s", exc)
+            for session in sessions:
+                if not self.store.exists(session.account_id):
+                    # Deleted while its last sync was running: remove what that sync wrote.
+                    self.store.delete(session.account_id)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("leases not released (they expire by themselves): %s", exc)
 
     # -- account changes -----------------------------------------------------------------------
     def _listen(self, stop: threading.Event) -> None:
@@ -158,7 +185,7 @@ class ImapWorker:
             return
         session = self.sessions.get(account_id)
         if action == "deleted" and session is not None:
-            gevent.spawn(self._drop, [account_id], True)
+            self._drop([account_id], release=True, wait=False)
         elif action in ("updated", "reconnect") and session is not None:
             session.reconnect()
         elif action == "added":
