@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support.dovecot import Dovecot
 from support.imap import add_account, events, wait_event, wait_state
 from support.servers import wait_for
 
@@ -72,3 +73,60 @@ def test_flag_change_delete_and_new_folder(conn, dovecot, imap_env, spawn, recei
     with dovecot.client("carol") as client:
         client.delete_folder("Projects")
     assert wait_event(receiver, "mailboxDeleted", "carol")["path"] == "Projects"
+
+
+def test_server_without_idle_or_condstore_is_polled(conn, imap_env, spawn, receiver, delivering):
+    # Capabilities as an older server advertises them: no IDLE (NOOP polling), no CONDSTORE
+    # (every message's flags are compared).
+    server = Dovecot(extra_config="imap_capability = IMAP4rev1 LITERAL+ SASL-IR UIDPLUS")
+    server.start()
+    try:
+        with server.client(_user(server, "lena")) as client:
+            caps = client.capabilities()
+        assert b"IDLE" not in caps and b"CONDSTORE" not in caps
+        uid = server.append("lena", subject="Already there")
+        add_account(conn, server, "lena")
+        spawn("workers.imap", imap_env)
+        wait_event(receiver, "accountInitialized", "lena")
+        server.append("lena", subject="Polled in")
+        assert wait_event(receiver, "messageNew", "lena")["data"]["subject"] == "Polled in"
+        with server.client("lena") as client:
+            client.select_folder("INBOX")
+            client.add_flags([uid], [b"\\Seen"])
+        updated = wait_event(receiver, "messageUpdated", "lena")
+        assert updated["data"]["changes"]["flags"]["added"] == ["\\Seen"]
+        with server.client("lena") as client:
+            client.select_folder("INBOX")
+            client.delete_messages([uid])
+            client.expunge()
+        assert wait_event(receiver, "messageDeleted", "lena")["data"]["uid"] == uid
+        assert [e["data"]["subject"] for e in events(receiver, "messageNew")] == ["Polled in"]
+    finally:
+        server.close()
+
+
+def _user(server: Dovecot, name: str) -> str:
+    server.add_user(name, "pw-" + name)
+    return name
+
+
+def test_changed_uidvalidity_is_a_mailbox_reset(conn, dovecot, imap_env, spawn, receiver, delivering):
+    add_account(conn, dovecot, "mia")
+    with dovecot.client("mia") as client:
+        client.create_folder("Box")
+    dovecot.append("mia", subject="first generation", folder="Box")
+    worker = spawn("workers.imap", imap_env)
+    wait_event(receiver, "accountInitialized", "mia")
+    assert worker.stop() == 0
+    with dovecot.client("mia") as client:  # same name, new mailbox: a new UIDVALIDITY
+        client.delete_folder("Box")
+        client.create_folder("Box")
+    dovecot.append("mia", subject="second generation", folder="Box")
+    spawn("workers.imap", imap_env)
+    reset = wait_event(receiver, "mailboxReset", "mia")
+    assert reset["path"] == "Box"
+    wait_state(conn, "mia", "connected")
+    dovecot.append("mia", subject="after the reset", folder="Box")
+    wait_event(receiver, "messageNew", "mia")
+    # The new generation is baselined: only mail after the reset is announced.
+    assert [e["data"]["subject"] for e in events(receiver, "messageNew")] == ["after the reset"]

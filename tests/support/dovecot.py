@@ -101,7 +101,8 @@ def _children(pid: int) -> list[int]:
 class Dovecot:
     """One Dovecot instance. `host`/`port` to connect; users added with add_user()."""
 
-    def __init__(self, directory: Path | None = None):
+    def __init__(self, directory: Path | None = None, extra_config: str = ""):
+        """extra_config: lines appended to dovecot.conf (e.g. `imap_capability = ...`)."""
         # Not under pytest's tmp_path: that is mode 0700, and Dovecot's unprivileged processes
         # (dovenull, dovecot, the users' uids) must traverse to their sockets and mail.
         self.root = Path(directory or tempfile.mkdtemp(prefix="mailpulse-dovecot-"))
@@ -114,7 +115,8 @@ class Dovecot:
             (self.root / sub).mkdir(exist_ok=True)
             (self.root / sub).chmod(0o755)
         (self.root / "users").write_text("")
-        (self.root / "dovecot.conf").write_text(CONFIG.format(root=self.root, port=self.port))
+        config = CONFIG.format(root=self.root, port=self.port) + extra_config + "\n"
+        (self.root / "dovecot.conf").write_text(config)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
