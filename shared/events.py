@@ -47,3 +47,8 @@ def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, 
         DELIVER, payload, event_id, meta={"event": event, "eventId": event_id})
     metrics.safely(metrics.events.labels(event=event).inc)
     return job.id
+
+
+def emit_test(conn: redis.Redis, keys: Keys) -> str:
+    """The `test` event behind "Send test webhook" (API and admin page); returns the job id."""
+    return emit(conn, keys, "test", data={"message": "test webhook from mailpulse"})
