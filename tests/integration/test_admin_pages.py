@@ -260,3 +260,37 @@ def test_rq_dashboard_refuses_cross_origin_changes(admin, conn):
     response = session.post(admin + "/admin/rq/queue/notify/queued/empty", timeout=10,
                             headers={"Origin": admin})
     assert response.status_code == 200 and Queue("notify", connection=conn).count == 0
+
+
+def test_overview_counts_webhook_attempts_of_the_last_hour(admin, conn, spawn, env):
+    from support.receiver import Receiver
+    from support.servers import wait_for
+    from support.webhooks import emit_many, enable_webhooks
+
+    with Receiver(respond=lambda request: 500 if request.json["data"]["n"] == 0 else 200) as receiver:
+        enable_webhooks(conn, receiver.url)
+        spawn("workers.webhooks", {**env, "WEBHOOK_ATTEMPTS": "1"})
+        emit_many(conn, 3)
+        wait_for(lambda: len(receiver.requests) == 3, what="three deliveries")
+    session = logged_in(admin)
+
+    def counted():
+        page = session.get(admin + "/admin/", timeout=10).text
+        figures = {name: re.search(rf'id="webhooks-{name}">(\d+)<', page).group(1) for name in ("success", "fail")}
+        return figures == {"success": "2", "fail": "1"}
+
+    wait_for(counted, what="2 successes and 1 failure on the overview")
+
+
+def test_attempt_counts_leave_the_window_after_an_hour(conn):
+    from shared import webhook_stats
+
+    keys, now = Keys(), 1_800_000_000.0
+    pipe = conn.pipeline()
+    webhook_stats.record(pipe, keys, True, now - 3600)  # 60 minutes ago: outside
+    webhook_stats.record(pipe, keys, False, now - 3540)  # 59 minutes ago: inside
+    webhook_stats.record(pipe, keys, True, now)
+    webhook_stats.record(pipe, keys, True, now)
+    pipe.execute()
+    assert webhook_stats.last_hour(conn, keys, now) == {"success": 2, "fail": 1}
+    assert 0 < conn.ttl(keys.webhook_attempts(int(now // 60))) <= webhook_stats.KEEP_SECONDS
