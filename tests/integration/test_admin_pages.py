@@ -276,7 +276,8 @@ def test_overview_counts_webhook_attempts_of_the_last_hour(admin, conn, spawn, e
 
     def counted():
         page = session.get(admin + "/admin/", timeout=10).text
-        figures = {name: re.search(rf'id="webhooks-{name}">(\d+)<', page).group(1) for name in ("success", "fail")}
+        figures = {name: re.search(rf'id="webhooks-{name}">(\d+)<', page).group(1)
+                   for name in ("success", "fail")}
         return figures == {"success": "2", "fail": "1"}
 
     wait_for(counted, what="2 successes and 1 failure on the overview")
