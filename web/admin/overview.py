@@ -45,5 +45,5 @@ def overview_alias():
     return redirect(url_for("admin.overview"))
 
 
-def accounts_by_state() -> dict[str, int] | None:
-    return None  # filled in once the account store lands
+def accounts_by_state() -> dict[str, int]:
+    return current_app.config["ACCOUNTS"].count_by_state()
