@@ -47,6 +47,8 @@ def shots(tmp_path) -> Path:
 
 
 def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env, browser_page, shots):
+    from playwright.sync_api import expect
+
     page = browser_page
     page.goto(web.url + "/admin/")
     assert "mailpulse admin password" in page.content()  # closed until a password is set
@@ -61,35 +63,56 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     page.click("main button[type=submit]")
     page.wait_for_url(web.url + "/admin/")
     assert page.inner_text("h1") == "Overview"
+    assert page.inner_text('[data-state="init"]') == "0"
 
-    # A webhooks worker and a receiver, configured and tested through the webhooks page.
-    spawn("workers.webhooks", env)
+    # Two accounts through the accounts page (no IMAP worker runs: they stay init / unset).
+    page.click("nav >> text=Accounts")
+    for account, name, host in (("alice", "Alice", "imap.example.com"), ("bob", "Bob", "")):
+        page.fill("#account", account)
+        page.fill("#name", name)
+        page.fill("#email", f"{account}@example.com")
+        if host:
+            page.fill("#imap_host", host)
+            page.fill("#imap_port", "993")
+            page.fill("#imap_user", account)
+            page.fill("#imap_pass", "app-password")
+        page.click("#add-account button[type=submit]")
+        assert f"Added account {account}" in page.inner_text("main")
+    assert page.locator('tr[data-account="bob"] .state').inner_text() == "unset"
+    page.screenshot(path=str(shots / "admin-accounts.png"), full_page=True)
+
+    # A receiver configured through the webhooks page, then a webhooks worker: it delivers the
+    # two accountAdded events waiting in the queue, and the test webhook sent from the page.
     with Receiver() as receiver:
         page.click("nav >> text=Webhooks")
         page.fill("#webhooks", receiver.url + "/hook")
         page.check("input[name=webhooksEnabled]")
         page.click("#webhook-settings button[type=submit]")
         assert "Settings saved" in page.inner_text("main")
+        spawn("workers.webhooks", env)
         page.click("text=Send test webhook")
         assert "Test webhook queued" in page.inner_text("main")
-        wait_for(lambda: receiver.requests, what="the test webhook to arrive")
-        assert receiver.requests[0].json["event"] == "test"
+        wait_for(lambda: len(receiver.requests) == 3, what="three webhooks to arrive")
+        assert sorted(r.json["event"] for r in receiver.requests) == ["accountAdded", "accountAdded", "test"]
 
         def overview_counts_it():
             page.goto(web.url + "/admin/")
-            return page.inner_text("#webhooks-success") == "1"
+            return page.inner_text("#webhooks-success") == "3"
 
-        wait_for(overview_counts_it, interval=0.3, what="the overview to count the delivery")
+        wait_for(overview_counts_it, interval=0.3, what="the overview to count the deliveries")
         wait_for(lambda: page.goto(web.url + "/admin/") and
                  page.inner_text('[data-worker-type="webhooks"]') == "1", interval=0.3,
                  what="the webhooks worker on the overview")
+    assert page.inner_text('[data-state="init"]') == "1" and page.inner_text('[data-state="unset"]') == "1"
     page.screenshot(path=str(shots / "admin-overview.png"), full_page=True)
 
     # Create new: uncheck All scopes, check Metrics.
     page.click("nav >> text=Access tokens")
-    assert page.is_checked("#scope_all") and page.is_disabled("#scope_metrics")
+    expect(page.locator("#scope_all")).to_be_checked()
+    expect(page.locator("#scope_metrics")).to_be_disabled()  # admin.js: All scopes covers it
     page.fill("#description", "Prometheus")
     page.uncheck("#scope_all")
+    expect(page.locator("#scope_metrics")).to_be_enabled()
     page.check("#scope_metrics")
     page.click("#create-token button[type=submit]")
     token = page.inner_text("#new-token-value").strip()
