@@ -106,6 +106,11 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     assert page.inner_text('[data-state="init"]') == "1" and page.inner_text('[data-state="unset"]') == "1"
     page.screenshot(path=str(shots / "admin-overview.png"), full_page=True)
 
+    # rq-dashboard under /admin/rq: its JavaScript loads the queues from the mounted paths.
+    page.click("nav >> text=Queues (rq)")
+    expect(page.locator("table", has_text="notify").first).to_be_visible()
+    page.goto(web.url + "/admin/")
+
     # Create new: uncheck All scopes, check Metrics.
     page.click("nav >> text=Access tokens")
     expect(page.locator("#scope_all")).to_be_checked()
