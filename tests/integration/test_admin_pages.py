@@ -40,6 +40,11 @@ def test_without_a_password_every_page_says_how_to_set_it(web, path):
     assert "csrf_token" not in response.text and "Log in" not in response.text
 
 
+def test_without_a_password_the_stylesheet_is_still_served(web):
+    response = requests.get(web.url + "/admin/static/admin.css", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
+
+
 def test_without_a_password_login_is_refused(web):
     response = requests.post(web.url + "/admin/login", data={"password": "anything"}, timeout=10)
     assert response.status_code == 503 and "mailpulse admin password" in response.text
@@ -166,7 +171,7 @@ def test_revoke(admin, conn):
                                    {"description": "to revoke", "scope_all": "1"}).text)
     token_id = TokenStore(conn, Keys()).verify(token).id
     page = post_form(session, admin, "/admin/tokens", f"/admin/tokens/{token_id}/revoke", {})
-    assert page.status_code == 200 and "Revoked to revoke" in page.text
+    assert page.status_code == 200 and f"Revoked token <code>{token_id}</code>" in page.text
     assert f'data-token-id="{token_id}"' not in page.text
     assert TokenStore(conn, Keys()).verify(token) is None
     assert requests.get(admin + "/metrics", headers={"Authorization": f"Bearer {token}"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 
 from shared import events
+from shared.account_input import ACCOUNT_ID
 from shared.accounts import AccountExists, AccountStore
 from shared.errors import InputError
 
@@ -61,7 +62,10 @@ blueprint.add_app_template_filter(describe_error, "account_error")
 
 @blueprint.get("/accounts")
 def accounts():
-    return render_accounts(done=request.args.get("done"), subject=request.args.get("account"))
+    subject = request.args.get("account", "")
+    if not ACCOUNT_ID.fullmatch(subject):  # only ever an account id: nothing else is echoed back
+        return render_accounts()
+    return render_accounts(done=request.args.get("done"), subject=subject)
 
 
 @blueprint.post("/accounts")

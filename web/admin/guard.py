@@ -7,9 +7,9 @@ from flask import current_app, g, redirect, render_template, request, url_for
 from shared.admin_password import AdminPassword, fingerprint
 
 from . import blueprint
-from .sessions import COOKIE, COOKIE_PATH, IDLE_SECONDS, Session, SessionStore, tokens_match
+from .sessions import COOKIE, COOKIE_PATH, Session, SessionStore, tokens_match
 
-OPEN_ENDPOINTS = ("admin.login", "admin.static")  # reachable without a session
+OPEN_ENDPOINTS = ("admin.login",)  # reachable without a session
 
 
 def sessions() -> SessionStore:
@@ -47,7 +47,8 @@ def set_cookie(response, name: str, value: str, path: str = COOKIE_PATH, max_age
 
 def start_session(response, record: str):
     session_id, _ = sessions().create(fingerprint(record))
-    return set_cookie(response, COOKIE, session_id, max_age=IDLE_SECONDS)
+    # A browser-session cookie: the session itself ends in Redis after IDLE_SECONDS without use.
+    return set_cookie(response, COOKIE, session_id)
 
 
 def end_session(response):
@@ -66,6 +67,8 @@ def csrf_failure():
 
 @blueprint.before_request
 def check():
+    if request.endpoint == "admin.static":
+        return None  # the stylesheet and script: the closed and login pages need them too
     record = password_record()
     if record is None:
         return no_password_page()

@@ -5,6 +5,8 @@ A new token is shown once, in the response to the form that made it; only its ha
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, redirect, render_template, request, url_for
 
 from shared.tokens import TokenError, TokenStore
@@ -32,7 +34,8 @@ def chosen_scopes(form) -> list[str]:
 
 @blueprint.get("/tokens")
 def tokens():
-    return render_tokens(revoked=request.args.get("revoked"))
+    revoked = request.args.get("revoked", "")
+    return render_tokens(revoked=revoked if re.fullmatch(r"[0-9a-f]{6,64}", revoked) else None)
 
 
 @blueprint.post("/tokens")
@@ -56,4 +59,4 @@ def revoke_token(token_id: str):
         token = _store().revoke(token_id)
     except TokenError as exc:
         return render_tokens(404, errors={"revoke": str(exc)})
-    return redirect(url_for("admin.tokens", revoked=token.description or token.id))
+    return redirect(url_for("admin.tokens", revoked=token.id))
