@@ -95,6 +95,16 @@ def test_session_cookie_flags(admin):
     flags = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")}
     assert "httponly" in flags and flags["samesite"] == "SameSite=Strict" and flags["path"] == "Path=/admin"
     assert "secure" not in flags  # served over plain http here
+    assert "expires" not in flags and "max-age" not in flags  # ends with the browser session...
+
+
+def test_sessions_expire_in_redis_when_idle(admin, conn):
+    logged_in(admin)
+    keys = list(conn.scan_iter(match="mp:admin-session:*"))
+    assert len(keys) == 1
+    assert 0 < conn.ttl(keys[0]) <= 8 * 3600  # ...and in Redis after 8 idle hours
+    session_id_hash = keys[0].decode().rsplit(":", 1)[1]
+    assert len(session_id_hash) == 64  # only the hash of the cookie's id is stored
 
 
 def test_login_next_never_leaves_admin(admin):
