@@ -109,6 +109,9 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     # rq-dashboard under /admin/rq: its JavaScript loads the queues from the mounted paths.
     page.click("nav >> text=Queues (rq)")
     expect(page.locator("table", has_text="notify").first).to_be_visible()
+    # Its buttons post with fetch/XHR from this origin: let through (cross-origin ones are not).
+    empty = "fetch('/admin/rq/queue/notify/finished/empty', {method: 'POST'}).then(r => r.status)"
+    assert page.evaluate(empty) == 200
     page.goto(web.url + "/admin/")
 
     # Create new: uncheck All scopes, check Metrics.
