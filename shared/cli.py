@@ -1,13 +1,16 @@
-"""The `mailpulse` command: administration from the shell (access tokens for now)."""
+"""The `mailpulse` command: administration from the shell (access tokens, the admin password)."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import hmac
 import sys
 import time
 
 from . import __version__
 from . import config as config_module
+from .admin_password import AdminPassword, AdminPasswordError, validate
 from .errors import ConfigError
 from .keys import Keys
 from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
@@ -40,6 +43,23 @@ def tokens_revoke(store: TokenStore, args) -> None:
     print(f"revoked {token.id} ({token.description or 'no description'})")
 
 
+def read_new_password(args) -> str:
+    """The new admin password from stdin (`--password-stdin`) or typed twice at a prompt."""
+    if args.password_stdin:
+        return validate(sys.stdin.readline().rstrip("\r\n"))
+    if not sys.stdin.isatty():
+        raise AdminPasswordError("no terminal to prompt on; pipe the password with --password-stdin")
+    password = validate(getpass.getpass("New admin password: "))
+    if not hmac.compare_digest(password.encode(), getpass.getpass("Repeat it: ").encode()):
+        raise AdminPasswordError("the two passwords differ; nothing was changed")
+    return password
+
+
+def admin_password(conn, keys: Keys, args) -> None:
+    AdminPassword(conn, keys).set(args.new_password)
+    print("admin password set; sessions made with the previous password are signed out", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailpulse", description="mailpulse administration",
@@ -60,20 +80,36 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a token by id", description="revoke a token by id")
     revoke.add_argument("id", help="token id as `tokens list` shows it")
     revoke.set_defaults(run=tokens_revoke)
+
+    admin = groups.add_parser("admin", help="the admin pages under /admin",
+                              description="the admin pages under /admin")
+    admin_actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    password = admin_actions.add_parser(
+        "password", help="set the admin password (prompts twice, or reads one line of stdin)",
+        description="set the password of the admin pages; it is stored hashed (scrypt)")
+    password.add_argument("--password-stdin", action="store_true",
+                          help="read the password from the first line of standard input")
+    password.set_defaults(run=admin_password, needs_password=True)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "needs_password", False):
+            args.new_password = read_new_password(args)  # before Redis: a typo costs no wait
         config = config_module.load()
         conn = connect(config)
         wait_until_ready(conn, config)
-        args.run(TokenStore(conn, Keys(config.REDIS_PREFIX)), args)
+        keys = Keys(config.REDIS_PREFIX)
+        if args.group == "tokens":
+            args.run(TokenStore(conn, keys), args)
+        else:
+            args.run(conn, keys, args)
     except ConfigError as exc:
         print(f"mailpulse: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except TokenError as exc:
+    except (TokenError, AdminPasswordError) as exc:
         print(f"mailpulse: {exc}", file=sys.stderr)
         return 1
     except TRANSIENT_ERRORS as exc:

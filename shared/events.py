@@ -47,3 +47,14 @@ def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, 
         DELIVER, payload, event_id, meta={"event": event, "eventId": event_id})
     metrics.safely(metrics.events.labels(event=event).inc)
     return job.id
+
+
+def emit_test(conn: redis.Redis, keys: Keys) -> str:
+    """The `test` event behind "Send test webhook" (API and admin page); returns the job id."""
+    return emit(conn, keys, "test", data={"message": "test webhook from mailpulse"})
+
+
+def emit_account_event(conn: redis.Redis, keys: Keys, event: str, account: dict) -> str:
+    """accountAdded / accountDeleted for an account's public view (API and admin page)."""
+    return emit(conn, keys, event, account=account["account"],
+                data={"account": account["account"], "name": account["name"], "email": account["email"]})

@@ -16,6 +16,7 @@ class Keys:
         self.webhook_error = base + "webhook-error"  # JSON of the last final delivery failure
         self.accounts = base + "accounts"  # zset account id -> created (unix time)
         self.account_changes = base + "account-changes"  # pub/sub channel, see shared.accounts
+        self.admin_password = base + "admin-password"  # scrypt record of the admin pages' password
         self._base = base
 
     def token(self, token_hash: str) -> str:
@@ -24,6 +25,18 @@ class Keys:
     def account(self, account_id: str) -> str:
         """Hash of one account's record (its field `webhooks` overrides the global webhook URL)."""
         return f"{self._base}account:{account_id}"
+
+    def admin_session(self, session_hash: str) -> str:
+        """Hash of one admin login session, keyed by the SHA-256 of the cookie's session id."""
+        return f"{self._base}admin-session:{session_hash}"
+
+    def admin_login_failures(self, address: str) -> str:
+        """Counter of failed admin logins from one client address (expires: rate limiting)."""
+        return f"{self._base}admin-login-failures:{address}"
+
+    def webhook_attempts(self, minute: int) -> str:
+        """Hash {success, fail} of webhook attempts in one minute (unix time // 60), expiring."""
+        return f"{self._base}webhook-attempts:{minute}"
 
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""

@@ -59,6 +59,9 @@ def read_file(path: str) -> list[tuple[str, float, float]]:
         raise CorruptFile(f"{path}: {exc}") from exc
 
 
+_shared_cache: dict = {}
+
+
 @dataclass
 class Archive:
     folded: set = field(default_factory=set)  # instances whose values are in here
@@ -90,6 +93,23 @@ class Archive:
             return cls()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptFile(f"{path}: {exc}") from exc
+
+    @classmethod
+    def load_shared(cls, directory: str) -> Archive:
+        """The archive for reading only, parsed again only when the file was replaced.
+
+        Saves replace the file by rename, so (inode, mtime, size) names one version of it.
+        """
+        path = os.path.join(directory, ARCHIVE_NAME)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return cls()
+        version = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _shared_cache.get("archive")
+        if cached is None or cached[0] != version:
+            cached = _shared_cache["archive"] = (version, cls.load(directory))
+        return cached[1]
 
     def save(self, directory: str) -> None:
         path = os.path.join(directory, ARCHIVE_NAME)
@@ -127,17 +147,20 @@ def fold(directory: str) -> FoldReport:
     with metricsdir.locked(directory, exclusive=True, blocking=False) as acquired:
         if not acquired:
             return report
+        listing = metricsdir.listing(directory)
+        gone = [i for i in listing.files if not metricsdir.is_alive(i)]
+        if not gone and all(metricsdir.is_alive(i) for i in listing.markers) and _readable(directory):
+            return report  # the common case at a scrape: nothing died since the last fold
         try:
             archive = Archive.load(directory)
         except CorruptFile as exc:
             log.error("metrics archive unreadable, set aside and started anew: %s", exc)
             report.set_aside.append(set_aside(directory, os.path.join(directory, ARCHIVE_NAME)))
             archive = Archive()
-        listing = metricsdir.listing(directory)
         files = listing.files
         remembered = len(archive.folded)
         archive.folded &= set(files)  # instances whose files are all gone need no memory
-        dead = [i for i in files if i not in archive.folded and not metricsdir.is_alive(i)]
+        dead = [i for i in gone if i not in archive.folded]
         for instance in dead:
             for kind, path in files[instance]:
                 if kind not in KEPT:
@@ -162,6 +185,14 @@ def fold(directory: str) -> FoldReport:
                 report.crashed.append(process_type)
         report.folded = len(dead)
     return report
+
+
+def _readable(directory: str) -> bool:
+    try:
+        Archive.load_shared(directory)
+        return True
+    except CorruptFile:
+        return False
 
 
 def _marker_type(path: str) -> str:

@@ -39,7 +39,7 @@ def install_prepared_token(app, config) -> None:
 
 def main() -> None:
     argparse.ArgumentParser(
-        prog="python -m web", description="mailpulse web process (REST API, /health, /metrics)",
+        prog="python -m web", description="mailpulse web process (REST API, admin pages, /health, /metrics)",
         epilog="settings (environment or .env):\n" + config_module.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     try:

@@ -14,7 +14,7 @@ from shared.redis_conn import TRANSIENT_ERRORS, connect
 from shared.secret import service_secret
 from shared.tokens import TokenStore
 
-from . import api, health, metrics_view
+from . import admin, api, health, metrics_view
 from .auth import error_response
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def create_app(config: Config) -> Flask:
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)
     api.install(app)
+    admin.install(app)
 
     for error in TRANSIENT_ERRORS:
         app.register_error_handler(error, redis_unavailable)

@@ -23,9 +23,7 @@ def _not_found(account_id: str):
 
 
 def _emit(event: str, account: dict) -> None:
-    cfg = current_app.config
-    events.emit(cfg["REDIS"], cfg["KEYS"], event, account=account["account"],
-                data={"account": account["account"], "name": account["name"], "email": account["email"]})
+    events.emit_account_event(current_app.config["REDIS"], current_app.config["KEYS"], event, account)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -36,5 +36,5 @@ def update_settings():
 @blueprint.post("/webhooks/test")
 def send_test_webhook():
     cfg = current_app.config
-    job_id = events.emit(cfg["REDIS"], cfg["KEYS"], "test", data={"message": "test webhook from mailpulse"})
+    job_id = events.emit_test(cfg["REDIS"], cfg["KEYS"])
     return jsonify({"success": True, "jobId": job_id})

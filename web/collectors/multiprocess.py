@@ -66,7 +66,7 @@ class FoldedMultiProcessCollector:
         found: dict[str, Metric] = {}
         with metricsdir.locked(self.directory, exclusive=False):
             try:
-                archive = Archive.load(self.directory)
+                archive = Archive.load_shared(self.directory)
             except CorruptFile as exc:  # folding sets it aside; until then, go on without it
                 report_corrupt(os.path.join(self.directory, "archive.json"), exc)
                 archive = Archive()

@@ -35,6 +35,7 @@ from rq.results import Result
 from rq.utils import now, utcformat
 
 from shared import settings as settings_module
+from shared import webhook_stats
 from shared.keys import Keys
 
 from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
@@ -209,6 +210,8 @@ class JobStore:
         fields = {"ended_at": utcformat(job.ended_at), "meta": job.serializer.dumps(job.meta)}
         with self.conn.pipeline() as pipe:
             claim.execution.delete(job, pipe)
+            if outcome.kind != SKIPPED:  # an attempt was made: the admin overview's last hour
+                webhook_stats.record(pipe, self.keys, outcome.kind == DELIVERED)
             if outcome.kind in (DELIVERED, SKIPPED):
                 status = JobStatus.FINISHED
                 ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
