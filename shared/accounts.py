@@ -52,6 +52,20 @@ class ImapSettings:
         return f"ImapSettings(host={self.host!r}, port={self.port}, secure={self.secure}, user={self.user!r})"
 
 
+def effective_state(recorded: str, held: bool) -> str:
+    """The state to show: what the holding IMAP process recorded, while one holds the account.
+
+    An account that no live process holds (none running, or its holder died and the lease
+    expired) is `disconnected`, whatever its last holder wrote; `init` (never picked up yet)
+    and `unset` (no IMAP) stay as they are.
+    """
+    if recorded not in STATES:
+        return "init"
+    if held or recorded in ("init", "unset"):
+        return recorded
+    return "disconnected"
+
+
 def _text(raw: dict, name: str) -> str:
     value = raw.get(name.encode())
     return value.decode() if value is not None else ""
@@ -115,8 +129,11 @@ class AccountStore:
         return True
 
     def get(self, account_id: str) -> dict | None:
-        raw = self.conn.hgetall(self.keys.account(account_id))
-        return self._public(raw) if raw else None
+        pipe = self.conn.pipeline()
+        pipe.hgetall(self.keys.account(account_id))
+        pipe.exists(self.keys.account_lease(account_id))
+        raw, held = pipe.execute()
+        return self._public(raw, held) if raw else None
 
     def exists(self, account_id: str) -> bool:
         return self.conn.zscore(self.keys.accounts, account_id) is not None
@@ -128,7 +145,10 @@ class AccountStore:
         pipe = self.conn.pipeline()
         for account_id in ids:
             pipe.hgetall(self.keys.account(account_id))
-        accounts = [self._public(raw) for raw in pipe.execute() if raw]
+            pipe.exists(self.keys.account_lease(account_id))
+        replies = pipe.execute()
+        accounts = [self._public(raw, held) for raw, held in zip(replies[::2], replies[1::2], strict=True)
+                    if raw]
         return {"total": total, "page": page, "pages": max(1, -(-total // page_size)),
                 "accounts": accounts}
 
@@ -141,9 +161,10 @@ class AccountStore:
         pipe = self.conn.pipeline()
         for account_id in ids:
             pipe.hget(self.keys.account(account_id), "state")
-        for state in pipe.execute():
-            state = state.decode() if state else "init"
-            counts[state if state in counts else "init"] += 1
+            pipe.exists(self.keys.account_lease(account_id))
+        replies = pipe.execute()
+        for state, held in zip(replies[::2], replies[1::2], strict=True):
+            counts[effective_state(state.decode() if state else "init", held)] += 1
         return counts
 
     # -- IMAP worker side ---------------------------------------------------------------------
@@ -186,8 +207,9 @@ class AccountStore:
         imap["auth"]["pass"] = self.cipher.decrypt(raw[b"imapPass"])
         return imap
 
-    def _public(self, raw: dict) -> dict:
+    def _public(self, raw: dict, held: bool) -> dict:
         view = {name: _text(raw, name) for name in PUBLIC_FIELDS}
+        view["state"] = effective_state(view["state"] or "init", held)
         view["created"] = int(view["created"] or 0)
         view["webhooks"] = view["webhooks"] or None
         view["imap"] = json.loads(raw[b"imap"]) if raw.get(b"imap") else None

@@ -38,6 +38,10 @@ class Keys:
         """Hash {success, fail} of webhook attempts in one minute (unix time // 60), expiring."""
         return f"{self._base}webhook-attempts:{minute}"
 
+    def account_lease(self, account_id: str) -> str:
+        """Worker id of the IMAP process holding the account (with a TTL); see workers/imap/leases.py."""
+        return self.account(account_id) + ":lease"
+
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""
         return self.prefix + name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.keys import Keys
 from shared.tokens import TokenStore
-from support.imap import add_account, wait_state
+from support.imap import add_account, store, wait_state
 from support.scrape import parse, scrape_text, value
 from support.servers import wait_for
 
@@ -27,6 +27,7 @@ def test_connections_per_state_and_unheld_accounts(conn, dovecot, imap_env, spaw
     dovecot.add_user("kim", "right")
     add_account(conn, dovecot, "kim", password="wrong")
     assert connections() == {**dict.fromkeys(STATES, 0), "disconnected": 3}  # no IMAP process yet
+    assert store(conn).get("ivy")["state"] == "init"  # the API shows it as not picked up yet
 
     worker = spawn("workers.imap", imap_env)
     wait_state(conn, "ivy", "connected")
@@ -44,3 +45,8 @@ def test_connections_per_state_and_unheld_accounts(conn, dovecot, imap_env, spaw
     worker.kill()  # its accounts are held by no live process now
     wait_for(lambda: connections() == {**dict.fromkeys(STATES, 0), "disconnected": 3}, timeout=15,
              what="the dead process's accounts counted as disconnected")
+    # Its last state stays recorded, but the API shows the account as held by nobody once the
+    # dead process's lease has expired.
+    wait_for(lambda: store(conn).get("ivy")["state"] == "disconnected", timeout=15,
+             what="the API to show the unheld account as disconnected")
+    assert store(conn).count_by_state()["disconnected"] == 3

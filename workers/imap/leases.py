@@ -41,7 +41,7 @@ class Leases:
         self._release = conn.register_script(_RELEASE)
 
     def key(self, account_id: str) -> str:
-        return self.keys.account(account_id) + ":lease"
+        return self.keys.account_lease(account_id)
 
     def acquire(self, account_ids: list[str]) -> list[str]:
         """Try to take each free lease; returns the ids now held by this process."""

@@ -152,9 +152,9 @@ class Session:
         if "connectError" in status:
             self.sync_state.clear_status("connectError")
         if "authError" in status or "authenticated" not in status:
+            self._announce("authenticationSuccess", {"user": settings.user})  # first, as every event
             self.sync_state.clear_status("authError")
             self.sync_state.set_status(authenticated="1")
-            self._announce("authenticationSuccess", {"user": settings.user})
         capabilities = self.client.capabilities()
         condstore = b"CONDSTORE" in capabilities
         if condstore:
