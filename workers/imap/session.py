@@ -64,6 +64,7 @@ class Session:
         self.client: imap.MeteredIMAPClient | None = None
         self.busy = False
         self.stopping = False
+        self.reconnect_requested = False
         self.wake = gevent.event.Event()
         self.greenlet: gevent.Greenlet | None = None
         on_state(None, "init")
@@ -86,7 +87,8 @@ class Session:
         self._set_state(None)
 
     def reconnect(self) -> None:
-        """Settings changed or a reconnect was asked for: connect again now."""
+        """Settings changed or a reconnect was asked for: connect again now (after a running sync)."""
+        self.reconnect_requested = True
         self.wake.set()
         if self.greenlet is not None and not self.busy and not self.stopping:
             self.greenlet.kill(Reconnect, block=False)
@@ -96,39 +98,52 @@ class Session:
         failures = 0
         while not self.stopping:
             try:
-                self._session()
+                failures = self._attempt(failures)
+            except Reconnect:  # thrown in wherever the greenlet waited: start over at once
                 failures = 0
-            except Reconnect:
-                failures = 0
-                continue
-            except imap.AuthFailed as exc:
-                self._set_state("authenticationError")
-                self._once("authError", "authenticationError", exc.response, exc.code)
-            except imap.ConnectFailed as exc:
-                self._set_state("connectError")
-                self._once("connectError", "connectError", exc.response, exc.code)
-            except CredentialsUnreadable as exc:
-                self._set_state("authenticationError")
-                self._once("authError", "authenticationError", str(exc), "")
-            except imap.CONNECTION_LOST + imap.PROTOCOL_ERRORS as exc:
-                log.info("account %s: connection ended: %s", self.account_id, imap.describe(exc))
-                self._set_state("disconnected")
-            except redis.RedisError as exc:
-                log.warning("account %s: Redis error, reconnecting later: %s", self.account_id, exc)
-                self._set_state("disconnected")
             finally:
-                self.busy = False
                 self._close()
-            if self.stopping:
-                break
-            failures += 1
-            self._sleep(self._backoff(failures))
+
+    def _attempt(self, failures: int) -> int:
+        """One connection, from connect to its end, then the backoff; returns the failure count."""
+        self.reconnect_requested = False
+        try:
+            self._session()
+            return 0
+        except imap.AuthFailed as exc:
+            self._set_state("authenticationError")
+            self._once("authError", "authenticationError", exc.response, exc.code)
+        except imap.ConnectFailed as exc:
+            self._set_state("connectError")
+            self._once("connectError", "connectError", exc.response, exc.code)
+        except CredentialsUnreadable as exc:
+            self._set_state("authenticationError")
+            self._once("authError", "authenticationError", str(exc), "")
+        except imap.CONNECTION_LOST + imap.PROTOCOL_ERRORS as exc:
+            log.info("account %s: connection ended: %s", self.account_id, imap.describe(exc))
+            self._set_state("disconnected")
+        except redis.RedisError as exc:
+            log.warning("account %s: Redis error, reconnecting later: %s", self.account_id, exc)
+            self._set_state("disconnected")
+        except Exception:  # a bug must not leave an account held but dead: log, back off, retry
+            log.exception("account %s: unexpected error", self.account_id)
+            self._set_state("disconnected")
+        finally:
+            self.busy = False
+            self._close()
+        if self.stopping:
+            return failures
+        failures += 1
+        self._sleep(self._backoff(failures))
+        return failures
 
     def _backoff(self, failures: int) -> float:
         base = min(self.settings.backoff_max, self.settings.backoff_min * 2 ** (failures - 1))
         return base * random.uniform(0.5, 1.0)  # jitter: a server restart is not met by a stampede
 
     def _sleep(self, seconds: float) -> None:
+        if self.reconnect_requested or self.stopping:
+            return
         self.wake.clear()
         try:
             self.wake.wait(seconds)
@@ -181,6 +196,8 @@ class Session:
             self.busy = False
         if self.stopping:
             raise gevent.GreenletExit
+        if self.reconnect_requested:  # asked for while the sync ran
+            raise Reconnect
 
     def _full_sync(self, sync: AccountSync, announce_new_mailboxes: bool = True) -> None:
         for path in sync.list_mailboxes(announce_new_mailboxes):
