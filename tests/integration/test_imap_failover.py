@@ -100,3 +100,21 @@ def test_deleted_account_is_dropped_and_added_one_picked_up(conn, dovecot, imap_
     wait_event(receiver, "messageNew", "hank")
     assert events(receiver, "messageNew", "gina") == []
     assert not list(conn.scan_iter(KEYS.account("gina") + "*"))
+
+
+def test_reconnect_request_makes_a_new_login(conn, dovecot, imap_env, spawn, receiver, delivering):
+    from support.imap import store
+
+    add_account(conn, dovecot, "otto")
+    spawn("workers.imap", imap_env)
+    wait_event(receiver, "accountInitialized", "otto")
+
+    def logins() -> int:
+        return dovecot.log().count("Login: user=<otto>")
+
+    before = logins()
+    assert store(conn).request_reconnect("otto")
+    wait_for(lambda: logins() > before, timeout=10, what="a new login after the reconnect request")
+    dovecot.append("otto", subject="after reconnect")
+    wait_event(receiver, "messageNew", "otto")
+    assert len(events(receiver, "authenticationSuccess", "otto")) == 1  # a reconnect is no news
