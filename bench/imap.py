@@ -121,19 +121,29 @@ def main() -> None:
                 time.sleep(10)  # settle: initial syncs done, every session in IDLE
                 rss = rss_mib(imap.pid)
 
+                def arrived(subject):
+                    with receiver.lock:
+                        return next((r.at for r in receiver.requests
+                                     if r.json["data"].get("subject") == subject), None)
+
                 latencies = []
                 for i in range(args.samples):
                     account_id = random.choice(ids)
-                    subject = f"bench {i}"
                     sent = time.time()
-                    dovecot.append(account_id, subject=subject)
-
-                    def arrived(subject=subject):
-                        with receiver.lock:
-                            return next((r.at for r in receiver.requests
-                                         if r.json["data"].get("subject") == subject), None)
-
-                    latencies.append(wait_for(arrived, timeout=60, interval=0.01, what=subject) - sent)
+                    dovecot.append(account_id, subject=f"bench {i}")
+                    latencies.append(wait_for(lambda i=i: arrived(f"bench {i}"), timeout=60, interval=0.01,
+                                              what=f"bench {i}") - sent)
+                    time.sleep(0.2)
+                # Back-to-back: a second message on the same account right after the first one.
+                second = []
+                for i in range(max(1, args.samples // 5)):
+                    account_id = random.choice(ids)
+                    with dovecot.client(account_id) as client:
+                        dovecot.append_with(client, f"first {i}", "b@example.com", "a@example.com")
+                        sent = time.time()
+                        dovecot.append_with(client, f"second {i}", "b@example.com", "a@example.com")
+                    second.append(wait_for(lambda i=i: arrived(f"second {i}"), timeout=60, interval=0.01,
+                                           what=f"second {i}") - sent)
                     time.sleep(0.2)
                 print(f"accounts {n}, cpus {os.cpu_count()}, final states {states(conn, ids)}")
                 print(f"time to connect all: {connect_all:.1f} s")
@@ -142,6 +152,8 @@ def main() -> None:
                 p50, p99 = (percentile(latencies, p) * 1000 for p in (50, 99))
                 print(f"APPEND -> messageNew webhook, {len(latencies)} samples: p50 {p50:.0f} ms, "
                       f"p99 {p99:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+                print(f"back-to-back, the second message on one account, {len(second)} samples: "
+                      f"p50 {percentile(second, 50) * 1000:.0f} ms, max {max(second) * 1000:.0f} ms")
             finally:
                 for proc in procs:
                     proc.terminate()
