@@ -179,8 +179,8 @@ class Session:
         self._set_state("syncing")
         self._guarded(self._full_sync, sync, initialized)
         if not initialized:
-            self.sync_state.set_status(initialized="1")
             self._announce("accountInitialized", {"initSync": True})
+            self.sync_state.set_status(initialized="1")
         self._set_state("connected")
         if b"IDLE" in capabilities:
             self._idle_loop(sync)

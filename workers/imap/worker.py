@@ -80,6 +80,8 @@ class ImapWorker:
                                         config.IMAP_BACKOFF_MIN, config.IMAP_BACKOFF_MAX)
         self.gauge = StateGauge()
         self.sessions: dict[str, Session] = {}
+        self.stopping: set[str] = set()  # accounts whose session is still stopping: not taken again yet
+        self.stoppers = gevent.pool.Group()
         self.rebalance = gevent.event.Event()
 
     # -- entry point (workers.runner calls it in its own greenlet) ---------------------------
@@ -97,6 +99,7 @@ class ImapWorker:
         finally:
             listener.kill()
             self._drop(list(self.sessions), release=True)
+            self.stoppers.join(timeout=30)
 
     # -- balancing -----------------------------------------------------------------------------
     def _live_imap_processes(self) -> int:
@@ -119,7 +122,7 @@ class ImapWorker:
             self._drop(extra, release=True, wait=False)
         want = share - len(self.sessions)
         if want > 0:
-            free = [a for a in accounts if a not in self.sessions]
+            free = [a for a in accounts if a not in self.sessions and a not in self.stopping]
             random.shuffle(free)  # processes starting together do not all race for the same ids
             holders = self.leases.holders(free)
             free = [a for a in free if holders[a] is None][:want]
@@ -143,13 +146,18 @@ class ImapWorker:
         if wait:
             self._stop_sessions(sessions, release)
         else:
-            gevent.spawn(self._stop_sessions, sessions, release)
+            self.stoppers.spawn(self._stop_sessions, sessions, release)
 
     def _stop_sessions(self, sessions: list[Session], release: bool) -> None:
-        pool = gevent.pool.Pool(100)
-        for session in sessions:
-            pool.spawn(session.stop)
-        pool.join()
+        ids = {s.account_id for s in sessions}
+        self.stopping |= ids
+        try:
+            pool = gevent.pool.Pool(100)
+            for session in sessions:
+                pool.spawn(session.stop)
+            pool.join()
+        finally:
+            self.stopping -= ids
         try:
             if release:
                 self.leases.release([s.account_id for s in sessions])
