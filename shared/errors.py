@@ -8,3 +8,14 @@ class ConfigError(Exception):
     """
 
     exit_code = 2
+
+
+class InputError(ValueError):
+    """Input that cannot be saved (the API answers 400); nothing was written.
+
+    `fields` maps each bad field (dotted path, such as `imap.port`) to what is wrong with it.
+    """
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()))

@@ -14,6 +14,8 @@ class Keys:
         self.health_probe = base + "health-probe"
         self.settings = base + "settings"  # hash setting name -> JSON value (the /v1/settings store)
         self.webhook_error = base + "webhook-error"  # JSON of the last final delivery failure
+        self.accounts = base + "accounts"  # zset account id -> created (unix time)
+        self.account_changes = base + "account-changes"  # pub/sub channel, see shared.accounts
         self._base = base
 
     def token(self, token_hash: str) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from .errors import InputError
 from .events import EVENTS
 from .keys import Keys
 
@@ -23,15 +24,11 @@ DEFAULTS = {"webhooks": "", "webhooksEnabled": False, "webhookEvents": ["*"]}
 MAX_URL_LENGTH = 2048
 
 
-class SettingsError(ValueError):
-    """An update that cannot be saved; `fields` maps each bad field to what is wrong with it."""
-
-    def __init__(self, fields: dict[str, str]):
-        self.fields = fields
-        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()))
+class SettingsError(InputError):
+    """A settings update that cannot be saved."""
 
 
-def _webhook_url(value) -> str:
+def webhook_url(value) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string (an http:// or https:// URL, or empty)")
     value = value.strip()
@@ -64,7 +61,7 @@ def _event_list(value) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-VALIDATORS = {"webhooks": _webhook_url, "webhooksEnabled": _boolean, "webhookEvents": _event_list}
+VALIDATORS = {"webhooks": webhook_url, "webhooksEnabled": _boolean, "webhookEvents": _event_list}
 
 
 def validate(update) -> dict:

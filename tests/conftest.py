@@ -73,3 +73,20 @@ def web(spawn, env):
 
     wait_for(listening, what="the web process to listen")
     return proc
+
+
+@pytest.fixture
+def api(web, conn):
+    """api(method, path, **kwargs): a request to the web process with an `api`-scope token."""
+    from shared.keys import Keys
+    from shared.tokens import TokenStore
+
+    token = TokenStore(conn, Keys("")).issue(("api",))
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+
+    def call(method: str, path: str, **kwargs):
+        return session.request(method, web.url + path, timeout=10, **kwargs)
+
+    yield call
+    session.close()

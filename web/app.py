@@ -6,10 +6,12 @@ import logging
 
 from flask import Flask
 
+from shared.accounts import AccountStore
 from shared.config import Config
 from shared.heartbeats import Heartbeats
 from shared.keys import Keys
 from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.secret import service_secret
 from shared.tokens import TokenStore
 
 from . import api, health, metrics_view
@@ -22,8 +24,10 @@ def create_app(config: Config) -> Flask:
     app = Flask(__name__)
     conn = connect(config)
     keys = Keys(config.REDIS_PREFIX)
+    secret = service_secret(config)
     app.config.update(MAILPULSE=config, REDIS=conn, KEYS=keys, TOKENS=TokenStore(conn, keys),
-                      HEARTBEATS=Heartbeats(conn, keys), JSON_SORT_KEYS=False)
+                      HEARTBEATS=Heartbeats(conn, keys), ACCOUNTS=AccountStore(conn, keys, secret),
+                      SERVICE_SECRET=secret, JSON_SORT_KEYS=False)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)
     api.install(app)

@@ -12,19 +12,6 @@ from support.servers import wait_for
 from support.webhooks import KEYS, counter, metric_samples, registry_ids
 
 
-@pytest.fixture
-def api(web, conn):
-    token = TokenStore(conn, KEYS).issue(("api",))
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-
-    def call(method: str, path: str, **kwargs):
-        return session.request(method, web.url + path, timeout=10, **kwargs)
-
-    yield call
-    session.close()
-
-
 def test_settings_round_trip(api, env):
     initial = api("GET", "/v1/settings").json()
     assert initial == {"webhooks": "", "webhooksEnabled": False, "webhookEvents": ["*"],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 
 from shared import metrics
+from shared.errors import InputError
 
 from ..auth import error_response, require_scope
 
@@ -39,9 +41,16 @@ def json_http_error(exc: HTTPException):
     return error_response(exc.code, exc.name, exc.description)
 
 
+def invalid_input(exc: InputError):
+    response = error_response(400, "Bad Request", str(exc))
+    response.set_data(json.dumps({**response.get_json(), "fields": exc.fields}))
+    return response
+
+
 def install(app: Flask) -> None:
-    from . import settings, stats  # noqa: F401 - register their routes on the blueprint
+    from . import accounts, settings, stats  # noqa: F401 - register their routes on the blueprint
 
     app.register_blueprint(blueprint)
     app.after_request(count_api_call)
     app.register_error_handler(HTTPException, json_http_error)
+    app.register_error_handler(InputError, invalid_input)

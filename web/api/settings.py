@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from shared import events
-from shared.secret import service_secret
-from shared.settings import SettingsError, SettingsStore
+from shared.settings import SettingsStore
 
 from ..auth import error_response
 from . import blueprint
@@ -20,7 +19,7 @@ def _store() -> SettingsStore:
 def get_settings():
     store = _store()
     values = store.get_all()
-    values["serviceSecret"] = service_secret(current_app.config["MAILPULSE"])
+    values["serviceSecret"] = current_app.config["SERVICE_SECRET"]
     values["webhookErrorFlag"] = store.webhook_error()
     return jsonify(values)
 
@@ -30,13 +29,7 @@ def update_settings():
     body = request.get_json(silent=True)
     if body is None:
         return error_response(400, "Bad Request", "body: must be a JSON object")
-    try:
-        saved = _store().update(body)
-    except SettingsError as exc:
-        response = jsonify({"statusCode": 400, "error": "Bad Request", "message": str(exc),
-                            "fields": exc.fields})
-        response.status_code = 400
-        return response
+    saved = _store().update(body)  # SettingsError -> 400 naming the fields (api.invalid_input)
     return jsonify({"updated": sorted(saved)})
 
 

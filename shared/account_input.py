@@ -1,0 +1,140 @@
+"""Validation of account input from the API and the admin pages (EmailEngine's shapes).
+
+`new_account` checks a whole POST body and `account_update` a PUT body before anything is
+written; every problem is reported under its dotted field name (`imap.auth.user`).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from .errors import InputError
+from .settings import webhook_url
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")  # safe in URLs and Redis keys
+MAX_TEXT = 256
+
+
+def _text(value, required: bool, limit: int = MAX_TEXT) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValueError("is required and must be a non-empty string" if required else "must be a string")
+    if len(value) > limit:
+        raise ValueError(f"is longer than {limit} characters")
+    return value.strip()
+
+
+def _email(value) -> str:
+    value = _text(value, required=False)
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        raise ValueError("must be an email address")
+    return value
+
+
+def _account_id(value) -> str:
+    if value is None:
+        return uuid.uuid4().hex[:16]
+    if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
+        raise ValueError("must be 1-128 letters, digits or ._@+=- (starting with a letter or digit)")
+    return value
+
+
+class _Checker:
+    """Collects problems per field so one answer names all of them."""
+
+    def __init__(self):
+        self.problems: dict[str, str] = {}
+
+    def check(self, name: str, validator, value, *args):
+        try:
+            return validator(value, *args)
+        except ValueError as exc:
+            self.problems[name] = str(exc)
+            return None
+
+    def unknown(self, prefix: str, body: dict, known: set[str]) -> None:
+        for name in body.keys() - known:
+            self.problems[prefix + name] = "is not a known field"
+
+    def done(self):
+        if self.problems:
+            raise InputError(self.problems)
+
+
+def _port(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return value
+
+
+def _secure(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
+    """The IMAP settings; with `previous` (an update) omitted fields keep their old values."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, dict):
+        checker.problems["imap"] = "must be an object with host, port, secure and auth"
+        return None
+    base = previous or {}
+    checker.unknown("imap.", value, {"host", "port", "secure", "auth"})
+    auth = value.get("auth", {} if previous else None)
+    if not isinstance(auth, dict):
+        checker.problems["imap.auth"] = "must be an object with user and pass"
+        auth = {}
+    checker.unknown("imap.auth.", auth, {"user", "pass"})
+    old_auth = base.get("auth", {})
+    imap = {
+        "host": checker.check("imap.host", _text, value.get("host", base.get("host")), True),
+        "port": checker.check("imap.port", _port, value.get("port", base.get("port"))),
+        "secure": checker.check("imap.secure", _secure, value.get("secure", base.get("secure", False))),
+        "auth": {"user": checker.check("imap.auth.user", _text, auth.get("user", old_auth.get("user")), True),
+                 "pass": checker.check("imap.auth.pass", _text, auth.get("pass", old_auth.get("pass")), True,
+                                       1024)},
+    }
+    return imap
+
+
+FIELDS = {"account", "name", "email", "imap", "webhooks"}
+
+
+def new_account(body) -> dict:
+    """A clean account from a POST body: account, name, email, imap (or None), webhooks."""
+    if not isinstance(body, dict):
+        raise InputError({"body": "must be a JSON object"})
+    checker = _Checker()
+    checker.unknown("", body, FIELDS)
+    account = {
+        "account": checker.check("account", _account_id, body.get("account")),
+        "name": checker.check("name", _text, body.get("name"), True),
+        "email": checker.check("email", _email, body.get("email")),
+        "imap": _imap(checker, body.get("imap"), None),
+        "webhooks": checker.check("webhooks", webhook_url, body.get("webhooks") or ""),
+    }
+    checker.done()
+    return account
+
+
+def account_update(body, previous_imap: dict | None) -> dict:
+    """The fields a PUT body changes, cleaned; the account id cannot change."""
+    if not isinstance(body, dict):
+        raise InputError({"body": "must be a JSON object"})
+    checker = _Checker()
+    checker.unknown("", body, FIELDS - {"account"})
+    changes = {}
+    if "name" in body:
+        changes["name"] = checker.check("name", _text, body["name"], True)
+    if "email" in body:
+        changes["email"] = checker.check("email", _email, body["email"])
+    if "webhooks" in body:
+        changes["webhooks"] = checker.check("webhooks", webhook_url, body["webhooks"] or "")
+    if "imap" in body:
+        changes["imap"] = _imap(checker, body["imap"], previous_imap)
+    checker.done()
+    return changes

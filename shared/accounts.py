@@ -1,0 +1,202 @@
+"""The account store: every IMAP account's record in Redis, shared by the API and the IMAP workers.
+
+Redis layout (all under REDIS_PREFIX, names in shared.keys):
+- `accounts`: sorted set of account ids, scored by creation time (pages of the list);
+- `account:<id>`: hash with account, name, email, webhooks (the per-account webhook URL the
+  webhook workers read), imap (JSON without the password), imapPass (encrypted), created,
+  state and lastError (written by the IMAP worker that holds the account);
+- `account:<id>:*`: the IMAP worker's sync state; deleted with the account;
+- `account-changes`: pub/sub channel, JSON `{"account", "action"}` with action added, updated,
+  deleted or reconnect, so workers react at once (they also rescan: pub/sub loses messages
+  while a subscriber is disconnected).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from . import account_input
+from .credentials import Cipher
+from .keys import Keys
+
+STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
+          "disconnected", "unset")
+PUBLIC_FIELDS = ("account", "name", "email", "webhooks", "state", "created")
+
+# Create atomically: an id that exists is refused, and the record never exists half-written.
+_CREATE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+return 1
+"""
+
+
+class AccountExists(Exception):
+    """POST of an id that is already taken (the API answers 409)."""
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    secure: bool
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never let the password reach a log line
+        return f"ImapSettings(host={self.host!r}, port={self.port}, secure={self.secure}, user={self.user!r})"
+
+
+def _text(raw: dict, name: str) -> str:
+    value = raw.get(name.encode())
+    return value.decode() if value is not None else ""
+
+
+class AccountStore:
+    def __init__(self, conn: redis.Redis, keys: Keys, secret: str):
+        self.conn = conn
+        self.keys = keys
+        self.cipher = Cipher(secret)
+        self._create = conn.register_script(_CREATE)
+
+    # -- API side -------------------------------------------------------------------------------
+    def create(self, body) -> dict:
+        """Validate and save a new account; returns its public view. Raises InputError, AccountExists."""
+        account = account_input.new_account(body)
+        fields = self._record_fields(account)
+        fields.update(account=account["account"], created=str(int(time.time() * 1000)),
+                      state="init" if account["imap"] else "unset")
+        args = [account["account"], time.time()] + [item for pair in fields.items() for item in pair]
+        if not self._create(keys=[self.keys.accounts, self.keys.account(account["account"])], args=args):
+            raise AccountExists(account["account"])
+        self._publish(account["account"], "added")
+        return self.get(account["account"])
+
+    def update(self, account_id: str, body) -> dict | None:
+        raw = self.conn.hgetall(self.keys.account(account_id))
+        if not raw:
+            return None
+        previous = self._imap_with_password(raw)
+        changes = account_input.account_update(body, previous)
+        if changes:
+            fields = self._record_fields(changes)
+            if "imap" in changes and changes["imap"] is None:
+                fields["state"] = "unset"
+            pipe = self.conn.pipeline()
+            pipe.hset(self.keys.account(account_id), mapping=fields)
+            if "imap" in changes and changes["imap"] is None:
+                pipe.hdel(self.keys.account(account_id), "imap", "imapPass")
+            pipe.execute()
+            self._publish(account_id, "updated")
+        return self.get(account_id)
+
+    def delete(self, account_id: str) -> bool:
+        record = self.keys.account(account_id)
+        pipe = self.conn.pipeline()
+        pipe.zrem(self.keys.accounts, account_id)
+        pipe.delete(record)
+        removed = pipe.execute()[0]
+        stale = list(self.conn.scan_iter(match=_glob_escape(record) + ":*", count=500))
+        for start in range(0, len(stale), 500):
+            self.conn.delete(*stale[start:start + 500])
+        if removed:
+            self._publish(account_id, "deleted")
+        return bool(removed)
+
+    def request_reconnect(self, account_id: str) -> bool:
+        if not self.exists(account_id):
+            return False
+        self._publish(account_id, "reconnect")
+        return True
+
+    def get(self, account_id: str) -> dict | None:
+        raw = self.conn.hgetall(self.keys.account(account_id))
+        return self._public(raw) if raw else None
+
+    def exists(self, account_id: str) -> bool:
+        return self.conn.zscore(self.keys.accounts, account_id) is not None
+
+    def list(self, page: int = 0, page_size: int = 20) -> dict:
+        total = self.conn.zcard(self.keys.accounts)
+        ids = [i.decode() for i in self.conn.zrange(self.keys.accounts, page * page_size,
+                                                        (page + 1) * page_size - 1)]
+        pipe = self.conn.pipeline()
+        for account_id in ids:
+            pipe.hgetall(self.keys.account(account_id))
+        accounts = [self._public(raw) for raw in pipe.execute() if raw]
+        return {"total": total, "page": page, "pages": max(1, -(-total // page_size)),
+                "accounts": accounts}
+
+    def ids(self) -> list[str]:
+        return [i.decode() for i in self.conn.zrange(self.keys.accounts, 0, -1)]
+
+    def count_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        ids = self.ids()
+        pipe = self.conn.pipeline()
+        for account_id in ids:
+            pipe.hget(self.keys.account(account_id), "state")
+        for state in pipe.execute():
+            state = state.decode() if state else "init"
+            counts[state if state in counts else "init"] += 1
+        return counts
+
+    # -- IMAP worker side ---------------------------------------------------------------------
+    def imap_settings(self, account_id: str) -> ImapSettings | None:
+        """The account's IMAP settings with the decrypted password; None when IMAP is off or gone.
+
+        Raises CredentialsUnreadable when the stored password was encrypted with another secret.
+        """
+        imap = self._imap_with_password(self.conn.hgetall(self.keys.account(account_id)))
+        if imap is None:
+            return None
+        return ImapSettings(imap["host"], imap["port"], imap["secure"], imap["auth"]["user"],
+                            imap["auth"]["pass"])
+
+    def set_state(self, account_id: str, state: str, error: dict | None = None) -> None:
+        """Record the state the holding worker sees; `error` replaces lastError when given."""
+        if state not in STATES:
+            raise ValueError(f"unknown account state {state!r}")
+        if not self.exists(account_id):  # deleted meanwhile: do not resurrect a half record
+            return
+        fields = {"state": state}
+        if error is not None:
+            fields["lastError"] = json.dumps(error)
+        self.conn.hset(self.keys.account(account_id), mapping=fields)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _record_fields(self, account: dict) -> dict:
+        fields = {name: account[name] for name in ("name", "email", "webhooks") if name in account}
+        imap = account.get("imap")
+        if imap:
+            public = dict(imap, auth={"user": imap["auth"]["user"]})
+            fields["imap"] = json.dumps(public)
+            fields["imapPass"] = self.cipher.encrypt(imap["auth"]["pass"])
+        return fields
+
+    def _imap_with_password(self, raw: dict) -> dict | None:
+        if not raw or not raw.get(b"imap"):
+            return None
+        imap = json.loads(raw[b"imap"])
+        imap["auth"]["pass"] = self.cipher.decrypt(raw[b"imapPass"])
+        return imap
+
+    def _public(self, raw: dict) -> dict:
+        view = {name: _text(raw, name) for name in PUBLIC_FIELDS}
+        view["created"] = int(view["created"] or 0)
+        view["webhooks"] = view["webhooks"] or None
+        view["imap"] = json.loads(raw[b"imap"]) if raw.get(b"imap") else None
+        view["lastError"] = json.loads(raw[b"lastError"]) if raw.get(b"lastError") else None
+        return view
+
+    def _publish(self, account_id: str, action: str) -> None:
+        self.conn.publish(self.keys.account_changes, json.dumps({"account": account_id, "action": action}))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
