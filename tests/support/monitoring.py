@@ -102,3 +102,8 @@ def exposed_names(exposition: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
     return names
+
+
+def grafana_regex_value(value: str) -> str:
+    """A multi-value variable's value as Grafana writes it into a PromQL regex matcher."""
+    return re.sub(r"[$^*{}\[\]'+?.()|]", lambda m: "\\\\" + m.group(), value.replace("\\", "\\\\\\\\"))
