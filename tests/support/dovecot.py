@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -81,6 +82,22 @@ service stats {{
 """
 
 
+def _children(pid: int) -> list[int]:
+    """Pids of the direct children of `pid` (Dovecot's services), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 class Dovecot:
     """One Dovecot instance. `host`/`port` to connect; users added with add_user()."""
 
@@ -113,9 +130,17 @@ class Dovecot:
         wait_for(ready, timeout=30, what=f"dovecot to answer on port {self.port}")
 
     def stop(self) -> None:
+        """Stop the server and end every session, as a server going down would."""
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # the master stops its children and closes every connection
+            children = _children(self.proc.pid)
+            self.proc.terminate()
             self.proc.wait(20)
+            # The master leaves imap processes serving their connections for a while: end them.
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         wait_for(lambda: not self._answers(), timeout=10, what="dovecot to stop listening")
 
     def close(self) -> None:
@@ -186,6 +211,22 @@ class Dovecot:
         """APPEND one message as the user; returns its UID (UIDPLUS) or None."""
         with self.client(user) as client:
             return self.append_with(client, subject, sender, to or f"{user}@example.com", body, folder, flags)
+
+    def deliver(self, user: str, subject: str, sender: str = "Bob <bob@example.com>") -> None:
+        """Drop a message into the user's Maildir as a delivery agent would; works while Dovecot is
+        stopped (the user must have logged in once, so that the Maildir exists)."""
+        maildir = self.root / "home" / user / "Maildir"
+        uid = self.users[user][1]
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, sender, f"{user}@example.com"
+        msg["Date"] = email.utils.formatdate(localtime=False)
+        msg["Message-ID"] = email.utils.make_msgid(domain="mailpulse.test")
+        msg.set_content("Delivered.\n")
+        name = f"{time.time():.6f}.{os.getpid()}_{len(subject)}.mailpulse-test"
+        tmp = maildir / "tmp" / name
+        tmp.write_bytes(msg.as_bytes())
+        os.chown(tmp, uid, uid)
+        tmp.rename(maildir / "new" / name)
 
     @staticmethod
     def append_with(client: IMAPClient, subject: str, sender: str, to: str, body: str = "Hi.\n",
