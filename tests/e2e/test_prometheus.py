@@ -52,6 +52,13 @@ def messages_new(receiver: Receiver) -> list[str]:
     return [r.json["account"] for r in requests if r.json["event"] == "messageNew"]
 
 
+def token_id(stack: HonchoStack, description: str) -> str:
+    listing = stack.mailpulse("tokens", "list")
+    assert listing.returncode == 0, listing.stderr
+    (row,) = [line for line in listing.stdout.splitlines() if f" {description} " in line]
+    return row.split()[0]
+
+
 def expect(prom: PrometheusServer, expr: str, check) -> None:
     last = {}
 
@@ -130,5 +137,13 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_query_has_data(tmp_pat
         assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
         pending = prom.query('ALERTS{alertname="MailpulseAccountsAuthenticationError"}')
         assert [s["metric"]["alertstate"] for s in pending] == ["pending"]
+
+        # Revoking Prometheus' token fails its scrapes: up drops to 0, the scrape alert is pending.
+        revoked = stack.mailpulse("tokens", "revoke", token_id(stack, "e2e metrics"))
+        assert revoked.returncode == 0, revoked.stderr
+        wait_for(lambda: prom.value('up{job="mailpulse"}') == 0, timeout=30, interval=0.5,
+                 what="up == 0 once the token is revoked")
+        expect(prom, 'count(ALERTS{alertname="MailpulseScrapeFailing",alertstate="pending"})',
+               lambda v: v == 1)
     output = stack.output()
     assert "Traceback" not in output
