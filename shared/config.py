@@ -41,6 +41,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _idle_renew(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 600:
+        raise ValueError(f"{value:g} must be under 600 (IDLE is re-issued at least every 10 minutes)")
+    return value
+
+
 def _redis_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("redis", "rediss", "unix"):
@@ -125,6 +132,14 @@ SETTINGS = (
             "seconds after which a delivery held by a dead webhooks process is handed out again"),
     Setting("WEBHOOK_GRACE", _int_in(0, 25), "20",
             "seconds a stopping webhooks process lets deliveries in flight finish"),
+    Setting("IMAP_LEASE_SECONDS", _positive_float, "10",
+            "seconds an IMAP process's hold on an account lasts unless renewed (takeover time)"),
+    Setting("IMAP_POLL_INTERVAL", _positive_float, "60",
+            "seconds between syncs of the folder list and of folders other than INBOX"),
+    Setting("IMAP_IDLE_RENEW", _idle_renew, "300", "seconds after which IDLE on INBOX is re-issued"),
+    Setting("IMAP_BACKOFF_MIN", _positive_float, "2",
+            "seconds before the first reconnect; doubles, with jitter"),
+    Setting("IMAP_BACKOFF_MAX", _positive_float, "600", "most seconds between reconnect attempts"),
 )
 
 

@@ -6,13 +6,22 @@ monkey.patch_all()  # first statement: everything below sees cooperative sockets
 
 import argparse  # noqa: E402
 
+from shared.config import describe  # noqa: E402
 from workers.runner import run  # noqa: E402
+
+
+def work(config, lifecycle, stop):
+    from workers.imap.worker import work as hold_accounts_until_stopped  # imports metrics: after bootstrap
+
+    hold_accounts_until_stopped(config, lifecycle, stop)
 
 
 def main() -> None:
     argparse.ArgumentParser(prog="python -m workers.imap",
-                            description="mailpulse IMAP worker (configured by environment)").parse_args()
-    run("imap")
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="mailpulse IMAP worker (configured by environment)",
+                            epilog="settings:\n" + describe()).parse_args()
+    run("imap", work)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,260 @@
+"""One account's IMAP session: a greenlet that connects, logs in, syncs and waits in IDLE.
+
+States (DESIGN section 6): init -> connecting -> syncing -> connected (IDLE), and on failure
+authenticationError (credentials refused), connectError (no connection), disconnected (a live
+session ended; reconnecting), unset (IMAP not configured). Failures are retried with exponential
+backoff and jitter. authenticationError and connectError are announced once per distinct error,
+not per retry (the last announced error is kept in Redis, so a restart does not repeat it).
+
+A stop while the session is syncing waits for the sync to finish (so that every event it
+emitted is recorded in the sync state); a stop while it waits (IDLE, backoff) is immediate.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import gevent
+import gevent.event
+import redis
+from imapclient import exceptions
+
+from shared.accounts import AccountStore
+from shared.credentials import CredentialsUnreadable
+from shared.events import emit
+from shared.keys import Keys
+
+from . import client as imap
+from .sync import AccountSync
+from .syncstate import SyncState
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 120  # seconds any one IMAP read may take outside IDLE
+NOOP_INTERVAL = 10  # seconds between NOOPs on a server without IDLE
+
+
+@dataclass
+class SessionSettings:
+    poll_interval: float  # seconds between syncs of mailboxes other than INBOX (and the list)
+    idle_renew: float  # seconds after which IDLE is re-issued (RFC 2177: under 30 minutes)
+    backoff_min: float
+    backoff_max: float
+
+
+class Reconnect(Exception):
+    """Thrown into a session to make it drop its connection and connect again."""
+
+
+class Session:
+    def __init__(self, account_id: str, conn: redis.Redis, keys: Keys, store: AccountStore,
+                 settings: SessionSettings, on_state):
+        self.account_id = account_id
+        self.conn = conn
+        self.keys = keys
+        self.store = store
+        self.settings = settings
+        self.on_state = on_state  # on_state(old, new): the process's imap_connections gauge
+        self.state = "init"
+        self.sync_state = SyncState(conn, keys, account_id)
+        self.client: imap.MeteredIMAPClient | None = None
+        self.busy = False
+        self.stopping = False
+        self.wake = gevent.event.Event()
+        self.greenlet: gevent.Greenlet | None = None
+        on_state(None, "init")
+
+    # -- control (called from other greenlets) -------------------------------------------------
+    def start(self) -> None:
+        self.greenlet = gevent.spawn(self._run)
+
+    def stop(self, timeout: float = 30) -> None:
+        """End the session; the sync in progress, if any, finishes first."""
+        self.stopping = True
+        if self.greenlet is not None and not self.busy:
+            self.greenlet.kill(block=False)
+        self.wake.set()
+        if self.greenlet is not None:
+            self.greenlet.join(timeout)
+            if not self.greenlet.dead:
+                self.greenlet.kill(block=True, timeout=5)
+        self._close()
+        self._set_state(None)
+
+    def reconnect(self) -> None:
+        """Settings changed or a reconnect was asked for: connect again now."""
+        self.wake.set()
+        if self.greenlet is not None and not self.busy and not self.stopping:
+            self.greenlet.kill(Reconnect, block=False)
+
+    # -- the session greenlet ------------------------------------------------------------------
+    def _run(self) -> None:
+        failures = 0
+        while not self.stopping:
+            try:
+                self._session()
+                failures = 0
+            except Reconnect:
+                failures = 0
+                continue
+            except imap.AuthFailed as exc:
+                self._set_state("authenticationError")
+                self._once("authError", "authenticationError", exc.response, exc.code)
+            except imap.ConnectFailed as exc:
+                self._set_state("connectError")
+                self._once("connectError", "connectError", exc.response, exc.code)
+            except CredentialsUnreadable as exc:
+                self._set_state("authenticationError")
+                self._once("authError", "authenticationError", str(exc), "")
+            except imap.CONNECTION_LOST + imap.PROTOCOL_ERRORS as exc:
+                log.info("account %s: connection ended: %s", self.account_id, imap.describe(exc))
+                self._set_state("disconnected")
+            except redis.RedisError as exc:
+                log.warning("account %s: Redis error, reconnecting later: %s", self.account_id, exc)
+                self._set_state("disconnected")
+            finally:
+                self.busy = False
+                self._close()
+            if self.stopping:
+                break
+            failures += 1
+            self._sleep(self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        base = min(self.settings.backoff_max, self.settings.backoff_min * 2 ** (failures - 1))
+        return base * random.uniform(0.5, 1.0)  # jitter: a server restart is not met by a stampede
+
+    def _sleep(self, seconds: float) -> None:
+        self.wake.clear()
+        try:
+            self.wake.wait(seconds)
+        except Reconnect:
+            pass
+
+    def _session(self) -> None:
+        settings = self.store.imap_settings(self.account_id)
+        if settings is None:
+            self._set_state("unset")
+            self.wake.clear()
+            self.wake.wait(self.settings.poll_interval)  # until the account is updated
+            raise Reconnect
+        self._set_state("connecting")
+        self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
+        try:
+            self.client.login(settings.user, settings.password)
+        except exceptions.LoginError as exc:
+            raise imap.login_failure(exc) from None
+        status = self.sync_state.status()
+        if "connectError" in status:
+            self.sync_state.clear_status("connectError")
+        if "authError" in status or "authenticated" not in status:
+            self.sync_state.clear_status("authError")
+            self.sync_state.set_status(authenticated="1")
+            self._announce("authenticationSuccess", {"user": settings.user})
+        capabilities = self.client.capabilities()
+        condstore = b"CONDSTORE" in capabilities
+        if condstore:
+            self.client.enable("CONDSTORE")
+        sync = AccountSync(self.client, self.sync_state, self._announce, condstore)
+        initialized = "initialized" in status
+        self._set_state("syncing")
+        self._guarded(self._full_sync, sync, initialized)
+        if not initialized:
+            self.sync_state.set_status(initialized="1")
+            self._announce("accountInitialized", {"initSync": True})
+        self._set_state("connected")
+        if b"IDLE" in capabilities:
+            self._idle_loop(sync)
+        else:
+            self._noop_loop(sync)
+
+    def _guarded(self, work, *args) -> None:
+        """Run a sync step that emits events; a stop waits for it, then ends the session."""
+        self.busy = True
+        try:
+            work(*args)
+        finally:
+            self.busy = False
+        if self.stopping:
+            raise gevent.GreenletExit
+
+    def _full_sync(self, sync: AccountSync, announce_new_mailboxes: bool = True) -> None:
+        for path in sync.list_mailboxes(announce_new_mailboxes):
+            if path.upper() != "INBOX" and sync.changed_since_sync(path):
+                sync.sync_mailbox(path)
+        sync.sync_mailbox("INBOX")  # last: INBOX stays selected for IDLE
+
+    def _idle_loop(self, sync: AccountSync) -> None:
+        next_poll = time.monotonic() + self.settings.poll_interval
+        while True:
+            self.client.idle()
+            renew_at = time.monotonic() + self.settings.idle_renew
+            changed = False
+            while not changed:
+                timeout = min(renew_at, next_poll) - time.monotonic()
+                if timeout <= 0:
+                    break
+                started = time.monotonic()
+                responses = self.client.idle_check(timeout=timeout)
+                if not responses and time.monotonic() - started < timeout - 0.05:
+                    # imapclient swallows EOF in idle_check: readable with nothing to read is a
+                    # closed connection (else this loop would spin on it).
+                    raise imaplib.IMAP4.abort("connection closed during IDLE")
+                # Anything but the server's keep-alive ("* OK Still here") means a change: sync
+                # at once, no debounce (back-to-back mail is synced one IDLE round apart).
+                changed = any(not (isinstance(r, tuple) and r and r[0] == b"OK") for r in responses)
+            self.client.idle_done()
+            if changed:
+                self._guarded(sync.sync_mailbox, "INBOX")
+            if time.monotonic() >= next_poll:
+                self._guarded(self._full_sync, sync)
+                next_poll = time.monotonic() + self.settings.poll_interval
+
+    def _noop_loop(self, sync: AccountSync) -> None:
+        next_poll = time.monotonic() + self.settings.poll_interval
+        while True:
+            gevent.sleep(min(NOOP_INTERVAL, self.settings.poll_interval))
+            self.client.noop()
+            self._guarded(sync.sync_mailbox, "INBOX")
+            if time.monotonic() >= next_poll:
+                self._guarded(self._full_sync, sync)
+                next_poll = time.monotonic() + self.settings.poll_interval
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001 - the connection may be half gone already
+                pass
+
+    def _set_state(self, state: str | None) -> None:
+        old, self.state = self.state, state
+        if old == state:
+            return
+        self.on_state(old, state)
+        if state is not None:
+            try:
+                self.store.set_state(self.account_id, state)
+            except redis.RedisError as exc:
+                log.warning("account %s: state not recorded: %s", self.account_id, exc)
+
+    def _once(self, field: str, event: str, response: str, code: str) -> None:
+        """Announce an error unless the same one was announced last; record it on the account."""
+        error = {"response": response, "serverResponseCode": code}
+        try:
+            self.store.set_state(self.account_id, self.state, error)
+            if self.sync_state.status().get(field) != response:
+                self._announce(event, error)
+                self.sync_state.set_status(**{field: response})
+        except redis.RedisError as exc:
+            log.warning("account %s: error not recorded: %s", self.account_id, exc)
+
+    def _announce(self, event: str, data: dict, path: str | None = None, special_use: str | None = None):
+        emit(self.conn, self.keys, event, account=self.account_id, data=data, path=path,
+             special_use=special_use)
