@@ -13,6 +13,7 @@ from __future__ import annotations
 from prometheus_client.utils import floatToGoString
 
 from shared import metrics
+from shared.events import EVENTS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
@@ -28,6 +29,9 @@ LEGACY_COUNTERS = {m._name for m in ALWAYS_SHOWN if m._type == "counter"} - {
 KNOWN_SERIES = {
     "imap_connections": [{"status": s} for s in metrics.IMAP_STATES],
     "queues_processed": [{"queue": "notify", "status": s} for s in ("completed", "failed")],
+    "webhooks": [{"status": s, "event": e} for e in EVENTS for s in ("success", "fail")],
+    "events": [{"event": e} for e in EVENTS],
+    "imap_responses": [{"response": r, "code": ""} for r in ("OK", "NO", "BAD")],
 }
 
 

@@ -91,6 +91,10 @@ def test_counters_use_contract_names(web, tokens):
                   "connectError", "disconnected", "unset"):
         assert value(samples, "imap_connections", status=state) == 0
     assert value(samples, "threads", type="web", recent="yes") == 1
+    # Known label sets start at 0, so the first failure is a step that rate() and alerts see.
+    assert value(samples, "webhooks", status="fail", event="messageNew") == 0
+    assert value(samples, "events", event="authenticationError") == 0
+    assert value(samples, "imap_responses", response="NO", code="") == 0
 
 
 # The contract keeps EmailEngine's names, which promtool's style lint dislikes: counters without
