@@ -69,9 +69,10 @@ def test_duplicate_id_is_refused(admin, store):
     assert page.status_code == 409 and "already exists" in page.text
 
 
-def test_list_shows_state_and_last_error(admin, store):
+def test_list_shows_state_and_last_error(admin, conn, store):
     store.create({"account": "bob", "name": "Bob", "imap": {
         "host": "imap.example.com", "port": 993, "secure": True, "auth": {"user": "bob", "pass": "pw"}}})
+    conn.set(store.keys.account_lease("bob"), "imap-worker-1", ex=60)  # as a worker holding it
     error = {"response": "Invalid credentials (Failure)", "serverResponseCode": "AUTHENTICATIONFAILED"}
     store.set_state("bob", "authenticationError", error)
     session = logged_in(admin)

@@ -157,7 +157,10 @@ class Session:
             self.wake.clear()
             self.wake.wait(self.settings.poll_interval)  # until the account is updated
             raise Reconnect
-        self._set_state("connecting")
+        if self.state not in ("authenticationError", "connectError"):
+            # A retry after an error keeps showing the error until it works: the state (and the
+            # imap_connections gauge that alerts watch) does not flap on every attempt.
+            self._set_state("connecting")
         self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
         try:
             self.client.login(settings.user, settings.password)
