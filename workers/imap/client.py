@@ -137,6 +137,22 @@ def login_failure(exc: Exception) -> AuthFailed:
     return AuthFailed(text[:300], match.group(1).upper() if match else "")
 
 
+def login(client: IMAPClient, user: str, password: str) -> None:
+    """Log in; raises AuthFailed. imaplib sends LOGIN as ASCII only: other credentials go as UTF-8
+    through AUTHENTICATE PLAIN (RFC 4616) when the server offers it, and are refused otherwise
+    (with a message that quotes nothing of them)."""
+    try:
+        if (user + password).isascii():
+            client.login(user, password)
+        elif b"AUTH=PLAIN" in client.capabilities():
+            client.plain_login(user, password)
+        else:
+            raise AuthFailed("The user name or password has non-ASCII characters, and the server "
+                             "offers no AUTH=PLAIN to send them", "")
+    except exceptions.LoginError as exc:
+        raise login_failure(exc) from None
+
+
 def connect(host: str, port: int, secure: bool, timeout: float) -> MeteredIMAPClient:
     """A connected client (greeting read); raises ConnectFailed."""
     try:

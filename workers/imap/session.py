@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import gevent
 import gevent.event
 import redis
-from imapclient import exceptions
 
 from shared.accounts import AccountStore
 from shared.credentials import CredentialsUnreadable
@@ -83,6 +82,14 @@ class Session:
             self.greenlet.join(timeout)
             if not self.greenlet.dead:
                 self.greenlet.kill(block=True, timeout=5)
+        self._close()
+        self._set_state(None)
+
+    def kill(self) -> None:
+        """End the session now, a sync in progress included: its lease is lost (fencing)."""
+        self.stopping = True
+        if self.greenlet is not None:
+            self.greenlet.kill(block=True, timeout=5)
         self._close()
         self._set_state(None)
 
@@ -162,17 +169,12 @@ class Session:
             # imap_connections gauge that alerts watch) does not flap on every attempt.
             self._set_state("connecting")
         self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
-        try:
-            self.client.login(settings.user, settings.password)
-        except exceptions.LoginError as exc:
-            raise imap.login_failure(exc) from None
+        imap.login(self.client, settings.user, settings.password)
         status = self.sync_state.status()
         if "connectError" in status:
             self.sync_state.clear_status("connectError")
         if "authError" in status or "authenticated" not in status:
-            self._announce("authenticationSuccess", {"user": settings.user})  # first, as every event
-            self.sync_state.clear_status("authError")
-            self.sync_state.set_status(authenticated="1")
+            self._guarded(self._announce_login, settings.user)
         capabilities = self.client.capabilities()
         condstore = b"CONDSTORE" in capabilities
         if condstore:
@@ -182,8 +184,7 @@ class Session:
         self._set_state("syncing")
         self._guarded(self._full_sync, sync, initialized)
         if not initialized:
-            self._announce("accountInitialized", {"initSync": True})
-            self.sync_state.set_status(initialized="1")
+            self._guarded(self._announce_initialized)
         self._set_state("connected")
         if b"IDLE" in capabilities:
             self._idle_loop(sync)
@@ -201,6 +202,17 @@ class Session:
             raise gevent.GreenletExit
         if self.reconnect_requested:  # asked for while the sync ran
             raise Reconnect
+
+    # Announcements recorded in the status hash right after the event (run through _guarded, so a
+    # stop or reconnect cannot fall between the two and make the next holder announce it again).
+    def _announce_login(self, user: str) -> None:
+        self._announce("authenticationSuccess", {"user": user})  # first, as every event
+        self.sync_state.clear_status("authError")
+        self.sync_state.set_status(authenticated="1")
+
+    def _announce_initialized(self) -> None:
+        self._announce("accountInitialized", {"initSync": True})
+        self.sync_state.set_status(initialized="1")
 
     def _full_sync(self, sync: AccountSync, announce_new_mailboxes: bool = True) -> None:
         for path in sync.list_mailboxes(announce_new_mailboxes):
@@ -267,13 +279,20 @@ class Session:
     def _once(self, field: str, event: str, response: str, code: str) -> None:
         """Announce an error unless the same one was announced last; record it on the account."""
         error = {"response": response, "serverResponseCode": code}
-        try:
+
+        def announce() -> None:
             self.store.set_state(self.account_id, self.state, error)
             if self.sync_state.status().get(field) != response:
                 self._announce(event, error)
                 self.sync_state.set_status(**{field: response})
+
+        self.busy = True  # as _guarded: a stop or reconnect waits for the record
+        try:
+            announce()
         except redis.RedisError as exc:
             log.warning("account %s: error not recorded: %s", self.account_id, exc)
+        finally:
+            self.busy = False
 
     def _announce(self, event: str, data: dict, path: str | None = None, special_use: str | None = None):
         emit(self.conn, self.keys, event, account=self.account_id, data=data, path=path,
