@@ -217,18 +217,27 @@ class Dovecot:
     def deliver(self, user: str, subject: str, sender: str = "Bob <bob@example.com>") -> None:
         """Drop a message into the user's Maildir as a delivery agent would; works while Dovecot is
         stopped (the user must have logged in once, so that the Maildir exists)."""
+        self.deliver_many(user, [subject], sender)
+
+    def deliver_many(self, user: str, subjects: list[str], sender: str = "Bob <bob@example.com>") -> None:
+        """Deliver messages all at once: written to tmp/ first, then moved into new/ together (so
+        that one sync finds them all)."""
         maildir = self.root / "home" / user / "Maildir"
         uid = self.users[user][1]
-        msg = EmailMessage()
-        msg["Subject"], msg["From"], msg["To"] = subject, sender, f"{user}@example.com"
-        msg["Date"] = email.utils.formatdate(localtime=False)
-        msg["Message-ID"] = email.utils.make_msgid(domain="mailpulse.test")
-        msg.set_content("Delivered.\n")
-        name = f"{time.time():.6f}.{os.getpid()}_{len(subject)}.mailpulse-test"
-        tmp = maildir / "tmp" / name
-        tmp.write_bytes(msg.as_bytes())
-        os.chown(tmp, uid, uid)
-        tmp.rename(maildir / "new" / name)
+        names = []
+        for n, subject in enumerate(subjects):
+            msg = EmailMessage()
+            msg["Subject"], msg["From"], msg["To"] = subject, sender, f"{user}@example.com"
+            msg["Date"] = email.utils.formatdate(localtime=False)
+            msg["Message-ID"] = email.utils.make_msgid(domain="mailpulse.test")
+            msg.set_content("Delivered.\n")
+            name = f"{time.time():.6f}.{os.getpid()}_{n}_{len(subject)}.mailpulse-test"
+            tmp = maildir / "tmp" / name
+            tmp.write_bytes(msg.as_bytes())
+            os.chown(tmp, uid, uid)
+            names.append(name)
+        for name in names:
+            (maildir / "tmp" / name).rename(maildir / "new" / name)
 
     @staticmethod
     def append_with(client: IMAPClient, subject: str, sender: str, to: str, body: str = "Hi.\n",
