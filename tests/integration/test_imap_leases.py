@@ -8,8 +8,9 @@ from __future__ import annotations
 import collections
 import time
 
-from support.imap import add_account, holder, wait_state
+from support.imap import KEYS, add_account, holder, wait_state
 from support.servers import wait_for
+from support.tcpproxy import TcpProxy
 from support.webhooks import notify_queue
 
 BULK = 3000  # messages found by one sync: it takes seconds, several lease TTLs of 1 s
@@ -54,3 +55,71 @@ def test_sigterm_during_a_long_sync_keeps_the_lease_until_the_sync_ends(conn, do
     counts = announced(conn)
     assert len(counts) == BULK + 1
     assert [s for s, n in counts.items() if n > 1] == []  # each announced once, by one process
+
+
+def sessions_ended(dovecot, user: str) -> int:
+    """How many of the user's IMAP sessions Dovecot has seen end."""
+    return sum(1 for line in dovecot.log().splitlines()
+               if f"imap({user})" in line and ("Disconnected" in line or "Logged out" in line))
+
+
+def test_a_lease_lost_mid_sync_stops_the_sync_at_once(conn, dovecot, imap_env, spawn):
+    env = dict(imap_env, IMAP_LEASE_SECONDS="1")
+    add_account(conn, dovecot, "mona")
+    worker = spawn("workers.imap", env)
+    wait_state(conn, "mona", "connected")
+    bulk_sync_under_way(conn, dovecot, "mona")
+    ended = sessions_ended(dovecot, "mona")
+
+    # Another process holds the account now (its lease expires in 3 s: then this one takes it back).
+    conn.set(KEYS.account_lease("mona"), "imap:999999:elsewhere", px=3000)
+    wait_for(lambda: sessions_ended(dovecot, "mona") > ended, timeout=20, what="the session to end")
+    assert len(announced(conn)) < BULK  # killed mid-sync, not after finishing it
+    assert "lost the lease of 1 account(s)" in worker.output()
+
+    wait_for(lambda: pid_of(holder(conn, "mona")) == worker.pid, timeout=20, what="the account taken back")
+    wait_for(lambda: len(announced(conn)) == BULK, timeout=30, what="the rest announced after the takeback")
+
+
+def test_sessions_stop_when_redis_is_unreachable_and_resume_after(conn, dovecot, imap_env, spawn,
+                                                                  redis_server):
+    proxy = TcpProxy(redis_server.port)
+    proxy.start()
+    try:
+        env = dict(imap_env, REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0")
+        add_account(conn, dovecot, "nick")
+        worker = spawn("workers.imap", env)
+        wait_state(conn, "nick", "connected")
+        ended = sessions_ended(dovecot, "nick")
+
+        proxy.cut()  # this process cannot renew its lease: it must not keep the session past the TTL
+        wait_for(lambda: sessions_ended(dovecot, "nick") > ended, timeout=15,
+                 what="the session to be stopped while no lease can be renewed")
+        assert "no lease renewed for" in worker.output()
+
+        proxy.restore()
+        conn.hset(KEYS.account("nick"), "state", "init")  # to see the worker record `connected` again
+        wait_state(conn, "nick", "connected", timeout=60)
+        assert pid_of(holder(conn, "nick")) == worker.pid
+        assert worker.proc.poll() is None
+    finally:
+        proxy.close()
+
+
+def test_redis_refusing_writes_is_retried_not_fatal(conn, dovecot, imap_env, spawn):
+    add_account(conn, dovecot, "olga")
+    # Held elsewhere for 3 s: the worker tries to take it while Redis refuses writes.
+    conn.set(KEYS.account_lease("olga"), "imap:999999:elsewhere", px=3000)
+    worker = spawn("workers.imap", imap_env)
+    wait_for(lambda: "imap process started" in worker.output(), what="the worker to start")
+    conn.config_set("maxmemory", "1")  # noeviction: every write is refused with OOM
+    try:
+        wait_for(lambda: "balancing failed" in worker.output(), timeout=20, what="a refused balancing")
+        time.sleep(2)  # several more rounds (every 0.67 s)
+        assert worker.proc.poll() is None, worker.output()[-2000:]
+        assert worker.output().count("balancing failed") == 1  # logged once, not every round
+        assert "workers/imap/" not in worker.output()  # no traceback from the IMAP worker
+    finally:
+        conn.config_set("maxmemory", "0")
+    wait_state(conn, "olga", "connected")
+    assert "balancing works again" in worker.output()
