@@ -50,3 +50,17 @@ def test_connections_per_state_and_unheld_accounts(conn, dovecot, imap_env, spaw
     wait_for(lambda: store(conn).get("ivy")["state"] == "disconnected", timeout=15,
              what="the API to show the unheld account as disconnected")
     assert store(conn).count_by_state()["disconnected"] == 3
+
+
+def test_accounts_held_on_another_host_are_not_counted_disconnected_here(conn, dovecot, web):
+    """Each host's gauge shows only its own processes' accounts; the unheld part comes from the
+    leases in Redis, so an account held on another host is not `disconnected` on this one."""
+    token = TokenStore(conn, Keys()).issue(["metrics"])
+    add_account(conn, dovecot, "lou")
+    add_account(conn, dovecot, "mia")
+    conn.set(Keys().account_lease("mia"), "imap:4242:otherhost", ex=600)  # an IMAP process elsewhere
+    samples = parse(scrape_text(web.url, token))
+    assert value(samples, "imap_connections", status="disconnected") == 1  # lou only
+    conn.delete(Keys().account_lease("mia"))  # that process is gone and its lease expired
+    samples = parse(scrape_text(web.url, token))
+    assert value(samples, "imap_connections", status="disconnected") == 2

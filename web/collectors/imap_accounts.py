@@ -1,9 +1,11 @@
-"""imap_connections with the accounts that no live IMAP process holds counted as `disconnected`.
+"""imap_connections with the accounts that no IMAP process holds counted as `disconnected`.
 
 IMAP processes report the accounts they hold, per state, in the livesum gauge (a dead process's
 share disappears with it). Accounts that no process holds (none running, or a dead process's
-accounts before their leases are taken over) are the difference between the accounts in Redis
-and the sum of that gauge; the contract counts them as `disconnected`.
+accounts once their leases have expired) are counted from Redis: accounts without a lease key,
+as AccountStore.count_by_state does. That count is global, not this host's: with IMAP processes
+on several hosts, accounts held on another host have a lease and are not counted again here.
+The contract counts them as `disconnected`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 
 from shared.keys import Keys
-from shared.redis_conn import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"
+BATCH = 1000  # EXISTS per pipeline round trip
 
 
-def with_unheld(families, total_accounts: int):
+def with_unheld(families, unheld: int):
     """The families, imap_connections{status="disconnected"} raised by the unheld accounts."""
     seen = False
     for family in families:
@@ -29,7 +31,6 @@ def with_unheld(families, total_accounts: int):
             continue
         seen = True
         values = {s.labels.get("status", ""): s.value for s in family.samples}
-        unheld = max(0, total_accounts - sum(values.values()))
         values["disconnected"] = values.get("disconnected", 0) + unheld
         adjusted = GaugeMetricFamily(NAME, family.documentation, labels=["status"])
         for status, value in values.items():
@@ -37,12 +38,24 @@ def with_unheld(families, total_accounts: int):
         yield adjusted
     if not seen:
         family = GaugeMetricFamily(NAME, "IMAP accounts per connection state", labels=["status"])
-        family.add_metric(["disconnected"], total_accounts)
+        family.add_metric(["disconnected"], unheld)
         yield family
 
 
+def unheld_accounts(conn: redis.Redis, keys: Keys) -> int:
+    """Accounts in Redis without a lease: held by no IMAP process, on any host."""
+    ids = [raw.decode() for raw in conn.zrange(keys.accounts, 0, -1)]
+    unheld = 0
+    for start in range(0, len(ids), BATCH):
+        pipe = conn.pipeline(transaction=False)
+        for account_id in ids[start:start + BATCH]:
+            pipe.exists(keys.account_lease(account_id))
+        unheld += sum(1 for held in pipe.execute() if not held)
+    return unheld
+
+
 class ImapConnectionsCollector:
-    """Wraps the multiprocess collector; counts the accounts in Redis at every scrape."""
+    """Wraps the multiprocess collector; counts the unheld accounts in Redis at every scrape."""
 
     def __init__(self, inner, conn: redis.Redis, keys: Keys):
         self.inner = inner
@@ -52,9 +65,9 @@ class ImapConnectionsCollector:
     def collect(self):
         families = self.inner.collect()
         try:
-            total = self.conn.zcard(self.keys.accounts)
-        except TRANSIENT_ERRORS as exc:
-            log.warning("accounts not counted (Redis unavailable): %s", exc)
+            unheld = unheld_accounts(self.conn, self.keys)
+        except redis.RedisError as exc:
+            log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
             yield from families
             return
-        yield from with_unheld(families, total)
+        yield from with_unheld(families, unheld)
