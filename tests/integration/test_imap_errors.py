@@ -64,3 +64,25 @@ def test_server_restart_connect_error_then_mail_meanwhile_announced_once(conn, d
     time.sleep(1)  # room for a duplicate to show up
     subjects = [e["data"]["subject"] for e in events(receiver, "messageNew", "erin")]
     assert sorted(subjects) == ["After the restart", "Arrived while the server was down"]
+
+
+def test_non_ascii_password_logs_in_with_authenticate_plain(conn, dovecot, imap_env, spawn):
+    dovecot.add_user("nora", "pässwörd-€")  # imaplib's LOGIN can send ASCII only
+    add_account(conn, dovecot, "nora")
+    worker = spawn("workers.imap", imap_env)
+    wait_state(conn, "nora", "connected")
+    assert "Traceback" not in worker.output()
+
+
+def test_non_ascii_password_without_auth_plain_is_an_authentication_error(conn, imap_env, spawn):
+    from support.dovecot import Dovecot
+
+    with Dovecot(extra_config="auth_mechanisms = login") as server:  # no AUTH=PLAIN offered
+        server.add_user("olaf", "geheim-ß")
+        add_account(conn, server, "olaf")
+        worker = spawn("workers.imap", imap_env)
+        wait_state(conn, "olaf", "authenticationError")
+        error = store(conn).get("olaf")["lastError"]
+        assert "AUTH=PLAIN" in error["response"] and "ß" not in error["response"]
+        output = worker.output()
+        assert "Traceback" not in output and "ß" not in output and "geheim" not in output
