@@ -154,11 +154,26 @@ def login(client: IMAPClient, user: str, password: str) -> None:
 
 
 def connect(host: str, port: int, secure: bool, timeout: float) -> MeteredIMAPClient:
-    """A connected client (greeting read); raises ConnectFailed."""
+    """A connected client (greeting read), upgraded with STARTTLS when it is not `secure` (TLS from
+    the start) and the server offers it, as EmailEngine does: credentials never go in clear text
+    to a server that can do better. The certificate is verified either way. Raises ConnectFailed."""
+    client = None
     try:
-        return MeteredIMAPClient(host, port=port, ssl=secure, timeout=timeout)
+        client = MeteredIMAPClient(host, port=port, ssl=secure, timeout=timeout)
+        if not secure and b"STARTTLS" in client.capabilities():
+            client.starttls(tls.create_default_context())
+        return client
     except CONNECTION_LOST + PROTOCOL_ERRORS as exc:
+        if client is not None:
+            _shutdown_quietly(client)
         raise ConnectFailed(_describe(exc)) from None
+
+
+def _shutdown_quietly(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - the connection may be half gone already
+        pass
 
 
 def _describe(exc: Exception) -> str:
