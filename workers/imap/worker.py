@@ -155,7 +155,13 @@ class ImapWorker:
             random.shuffle(free)  # processes starting together do not all race for the same ids
             holders = self.leases.holders(free)
             free = [a for a in free if holders[a] is None][:want]
-            for account_id in self.leases.acquire(free):
+            began = time.monotonic()
+            won = self.leases.acquire(free)
+            if won and not self.sessions and not self.stopping:
+                # Every lease held is fresh: the fencing clock starts now, not at the last renewal
+                # (which may still be hanging on a connection lost while Redis was away).
+                self.renewed_at = max(self.renewed_at, began)
+            for account_id in won:
                 self._hold(account_id)
 
     def _hold(self, account_id: str) -> None:
