@@ -29,6 +29,7 @@ def logins(server: Dovecot, user: str) -> list[str]:
 
 
 def test_plain_account_is_upgraded_with_starttls_before_login(conn, tls_dovecot, imap_env, spawn):
+    tls_dovecot.add_user("pia", "pässwort")  # AUTHENTICATE PLAIN after the upgrade
     add_account(conn, tls_dovecot, "pia")
     assert store(conn).get("pia")["imap"]["secure"] is False
     spawn("workers.imap", dict(imap_env, SSL_CERT_FILE=str(tls_dovecot.cert)))  # trusts the test cert
