@@ -36,8 +36,8 @@ def test_environment_wins_over_dotenv(tmp_path):
     ("HEARTBEAT_INTERVAL", "0", "HEARTBEAT_INTERVAL: 0.0 must be greater than 0"),
     ("TRUSTED_PROXY", "10.0.0.0/8", "TRUSTED_PROXY: '10.0.0.0/8' is not an IP address"),
     ("TRUSTED_PROXY_HEADERS", "x-real-ip", "TRUSTED_PROXY_HEADERS: 'x-real-ip': a comma-separated list"),
-    ("TRUSTED_PROXY_HEADERS", "forwarded,x-forwarded-for", "TRUSTED_PROXY_HEADERS: 'forwarded,x-forwarded-for': "
-                                                           "forwarded cannot be combined"),
+    ("TRUSTED_PROXY_HEADERS", "forwarded,x-forwarded-for",
+     "TRUSTED_PROXY_HEADERS: 'forwarded,x-forwarded-for': forwarded cannot be combined"),
 ])
 def test_bad_values_name_the_setting(tmp_path, name, value, message):
     with pytest.raises(ConfigError) as caught:
