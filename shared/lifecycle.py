@@ -59,7 +59,7 @@ class Lifecycle:
                     failing = False
             except redis.RedisError as exc:  # whatever it is, a heartbeat must not end silently
                 if not failing:
-                    log.warning("heartbeat not recorded (Redis: %s), retrying", exc)
+                    log.warning("Redis unavailable, retrying: %s", exc)
                     failing = True
 
     def stop(self) -> None:
