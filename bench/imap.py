@@ -36,28 +36,10 @@ from shared.keys import Keys  # noqa: E402
 from shared.settings import SettingsStore  # noqa: E402
 from support.dovecot import Dovecot  # noqa: E402
 from support.receiver import Receiver  # noqa: E402
-from support.servers import free_port, wait_for  # noqa: E402
+from support.servers import RedisServer, wait_for  # noqa: E402
 
 SECRET = "bench-secret-" + "0" * 20
 KEYS = Keys("")
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                             "--dir", directory, "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def answers():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(answers, what="redis-server")
-    return proc, url
 
 
 def rss_mib(pid: int) -> float:
@@ -91,7 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     n = args.accounts
     with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
-        redis_proc, redis_url = start_redis(tmp)
+        redis_server = RedisServer(Path(tmp))
+        redis_server.start()
+        redis_url = redis_server.url
         dovecot = Dovecot()
         dovecot.start()
         conn = redis.Redis.from_url(redis_url)
@@ -160,8 +144,7 @@ def main() -> None:
                 for proc in procs:
                     proc.wait(60)
                 dovecot.close()
-                redis_proc.terminate()
-                redis_proc.wait(10)
+                redis_server.stop()
                 shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 

@@ -33,28 +33,10 @@ from rq.job import Job  # noqa: E402
 from shared.events import build_payload, emit  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.settings import SettingsStore  # noqa: E402
-from support.servers import free_port, wait_for  # noqa: E402
+from support.servers import RedisServer, free_port, wait_for  # noqa: E402
 
 SECRET = "bench-secret-" + "0" * 20
 KEYS = Keys("")
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                             "--dir", directory, "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def answers():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(answers, what="redis-server")
-    return proc, url
 
 
 def start_receiver(latency: float) -> tuple[subprocess.Popen, str]:
@@ -127,7 +109,9 @@ def main() -> None:
     latency = args.latency_ms / 1000
     simple_n = args.simple_events or min(args.events, max(20, int(10 / latency) if latency else args.events))
     with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
-        redis_proc, redis_url = start_redis(tmp)
+        redis_server = RedisServer(Path(tmp))
+        redis_server.start()
+        redis_url = redis_server.url
         receiver_proc, url = start_receiver(latency)
         conn = redis.Redis.from_url(redis_url)
         try:
@@ -142,9 +126,8 @@ def main() -> None:
             print(f"ratio: {ours / simple:.1f}x")
         finally:
             receiver_proc.terminate()
-            redis_proc.terminate()
             receiver_proc.wait(10)
-            redis_proc.wait(10)
+            redis_server.stop()
             shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 

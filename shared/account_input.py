@@ -26,6 +26,20 @@ def _text(value, required: bool, limit: int = MAX_TEXT) -> str:
     return value.strip()
 
 
+def _password(value) -> str:
+    """Kept exactly as given: spaces at either end can be part of a password."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("is required and must be a non-empty string")
+    if len(value) > 1024:
+        raise ValueError("is longer than 1024 characters")
+    return value
+
+
+def valid_id(account_id: str) -> bool:
+    """Whether an id from a URL can name an account (and nothing else under its key prefix)."""
+    return bool(ACCOUNT_ID.fullmatch(account_id))
+
+
 def _email(value) -> str:
     value = _text(value, required=False)
     if value and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
@@ -36,7 +50,7 @@ def _email(value) -> str:
 def _account_id(value) -> str:
     if value is None:
         return uuid.uuid4().hex[:16]
-    if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
+    if not isinstance(value, str) or not valid_id(value):
         raise ValueError("must be 1-128 letters, digits or ._@+=- (starting with a letter or digit)")
     return value
 
@@ -95,8 +109,7 @@ def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
         "port": checker.check("imap.port", _port, value.get("port", base.get("port"))),
         "secure": checker.check("imap.secure", _secure, value.get("secure", base.get("secure", False))),
         "auth": {"user": checker.check("imap.auth.user", _text, auth.get("user", old_auth.get("user")), True),
-                 "pass": checker.check("imap.auth.pass", _text, auth.get("pass", old_auth.get("pass")), True,
-                                       1024)},
+                 "pass": checker.check("imap.auth.pass", _password, auth.get("pass", old_auth.get("pass")))},
     }
     return imap
 

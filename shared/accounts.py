@@ -36,6 +36,17 @@ return 1
 """
 
 
+# Change a record only while the account exists: a write racing a DELETE never leaves an orphan
+# hash behind (with an encrypted password in it). ARGV: id, n, n fields to delete, field/value pairs.
+_CHANGE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local n = tonumber(ARGV[2])
+if n > 0 then redis.call('HDEL', KEYS[2], unpack(ARGV, 3, 2 + n)) end
+if #ARGV > 2 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 3 + n)) end
+return 1
+"""
+
+
 class AccountExists(Exception):
     """POST of an id that is already taken (the API answers 409)."""
 
@@ -77,6 +88,7 @@ class AccountStore:
         self.keys = keys
         self.cipher = Cipher(secret)
         self._create = conn.register_script(_CREATE)
+        self._change_script = conn.register_script(_CHANGE)
 
     # -- API side -------------------------------------------------------------------------------
     def create(self, body) -> dict:
@@ -92,6 +104,8 @@ class AccountStore:
         return self.get(account["account"])
 
     def update(self, account_id: str, body) -> dict | None:
+        if not account_input.valid_id(account_id):
+            return None
         raw = self.conn.hgetall(self.keys.account(account_id))
         if not raw:
             return None
@@ -99,17 +113,17 @@ class AccountStore:
         changes = account_input.account_update(body, previous)
         if changes:
             fields = self._record_fields(changes)
-            if "imap" in changes and changes["imap"] is None:
+            imap_off = "imap" in changes and changes["imap"] is None
+            if imap_off:
                 fields["state"] = "unset"
-            pipe = self.conn.pipeline()
-            pipe.hset(self.keys.account(account_id), mapping=fields)
-            if "imap" in changes and changes["imap"] is None:
-                pipe.hdel(self.keys.account(account_id), "imap", "imapPass")
-            pipe.execute()
+            if not self._change(account_id, fields, ("imap", "imapPass") if imap_off else ()):
+                return None  # deleted meanwhile
             self._publish(account_id, "updated")
         return self.get(account_id)
 
     def delete(self, account_id: str) -> bool:
+        if not account_input.valid_id(account_id):
+            return False
         record = self.keys.account(account_id)
         pipe = self.conn.pipeline()
         pipe.zrem(self.keys.accounts, account_id)
@@ -129,6 +143,8 @@ class AccountStore:
         return True
 
     def get(self, account_id: str) -> dict | None:
+        if not account_input.valid_id(account_id):
+            return None
         pipe = self.conn.pipeline()
         pipe.hgetall(self.keys.account(account_id))
         pipe.exists(self.keys.account_lease(account_id))
@@ -136,6 +152,8 @@ class AccountStore:
         return self._public(raw, held) if raw else None
 
     def exists(self, account_id: str) -> bool:
+        if not account_input.valid_id(account_id):
+            return False
         return self.conn.zscore(self.keys.accounts, account_id) is not None
 
     def list(self, page: int = 0, page_size: int = 20) -> dict:
@@ -183,12 +201,14 @@ class AccountStore:
         """Record the state the holding worker sees; `error` replaces lastError when given."""
         if state not in STATES:
             raise ValueError(f"unknown account state {state!r}")
-        if not self.exists(account_id):  # deleted meanwhile: do not resurrect a half record
-            return
         fields = {"state": state}
         if error is not None:
             fields["lastError"] = json.dumps(error)
-        self.conn.hset(self.keys.account(account_id), mapping=fields)
+        self._change(account_id, fields)  # does nothing once the account is deleted
+
+    def _change(self, account_id: str, fields: dict, remove=()) -> bool:
+        args = [account_id, len(remove), *remove, *(item for pair in fields.items() for item in pair)]
+        return bool(self._change_script(keys=[self.keys.accounts, self.keys.account(account_id)], args=args))
 
     # -- helpers --------------------------------------------------------------------------------
     def _record_fields(self, account: dict) -> dict:

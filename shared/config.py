@@ -7,6 +7,7 @@ The environment wins over `.env` (the convention honcho follows too).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable
@@ -93,6 +94,27 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _proxy_address(text: str) -> str:
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.ip_address(text.strip()))  # as waitress compares it: the peer's address
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address (the reverse proxy's, e.g. 127.0.0.1)") from None
+
+
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded")
+
+
+def _proxy_headers(text: str) -> frozenset[str]:
+    headers = frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+    if not headers or headers - set(PROXY_HEADERS):
+        raise ValueError(f"{text!r}: a comma-separated list of {', '.join(PROXY_HEADERS)}")
+    if "forwarded" in headers and len(headers) > 1:
+        raise ValueError(f"{text!r}: forwarded cannot be combined with x-forwarded-* headers")
+    return headers
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced, safe for logs and error messages."""
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
@@ -109,6 +131,10 @@ class Setting:
 SETTINGS = (
     Setting("HOST", str, "127.0.0.1", "address the web process binds"),
     Setting("PORT", _int_in(1, 65535), "3000", "port the web process binds (Procfile convention)"),
+    Setting("TRUSTED_PROXY", _proxy_address, "",
+            "IP address of a reverse proxy in front of the web process; only its proxy headers count"),
+    Setting("TRUSTED_PROXY_HEADERS", _proxy_headers, "x-forwarded-for,x-forwarded-proto",
+            "headers trusted from TRUSTED_PROXY: x-forwarded-for/-proto/-host/-port, or forwarded"),
     Setting("REDIS_URL", _redis_url, "redis://127.0.0.1:6479/0",
             "Redis to use; the default is the embedded one the Procfile starts"),
     Setting("REDIS_PREFIX", _prefix, "", "prefix for every key, to share one Redis between installs"),

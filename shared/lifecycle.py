@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+import redis
+
 from . import metrics, metricsdir
 from .config import Config
 from .heartbeats import Heartbeats
@@ -55,7 +57,7 @@ class Lifecycle:
                 if failing:
                     log.info("Redis is back")
                     failing = False
-            except TRANSIENT_ERRORS as exc:
+            except redis.RedisError as exc:  # whatever it is, a heartbeat must not end silently
                 if not failing:
                     log.warning("Redis unavailable, retrying: %s", exc)
                     failing = True

@@ -12,8 +12,12 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Errors after which the same call may succeed later: Redis restarting, network blip.
-TRANSIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# Errors after which the same call may succeed later: Redis restarting, a network blip, a
+# failover (a replica answering READONLY, MASTERDOWN), memory full under `maxmemory` (OOM, until
+# keys expire or an operator acts). Loops retry these instead of ending the process.
+TRANSIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+                    redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError,
+                    redis.exceptions.OutOfMemoryError, redis.exceptions.TryAgainError)
 
 
 def connect(config: Config, **overrides) -> redis.Redis:

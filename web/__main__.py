@@ -20,11 +20,22 @@ def _stop_on_signal(signum, frame):
     raise SystemExit(0)
 
 
+def proxy_options(config) -> dict:
+    """waitress's reverse-proxy options: X-Forwarded-* (or Forwarded) set the client's address and
+    the scheme only on connections from TRUSTED_PROXY; from anyone else they are removed."""
+    options = {"clear_untrusted_proxy_headers": True}
+    if config.TRUSTED_PROXY:
+        options.update(trusted_proxy=config.TRUSTED_PROXY, trusted_proxy_count=1,
+                       trusted_proxy_headers=set(config.TRUSTED_PROXY_HEADERS))
+    return options
+
+
 def create_server(app, config):
     from waitress import create_server as waitress_server
 
     try:
-        return waitress_server(app, host=config.HOST, port=config.PORT, threads=8, ident="mailpulse")
+        return waitress_server(app, host=config.HOST, port=config.PORT, threads=8, ident="mailpulse",
+                               **proxy_options(config))
     except socket.gaierror as exc:
         raise ConfigError(f"HOST: cannot resolve {config.HOST!r} ({exc.strerror})") from None
     except OSError as exc:

@@ -152,3 +152,36 @@ def test_account_routes_are_counted_by_template(api, env):
     assert counter(samples, "api_call", method="get", statusCode="200", route="/v1/account/{account}") == 1
     assert counter(samples, "api_call", method="get", statusCode="404", route="/v1/account/{account}") == 1
     assert counter(samples, "events", event="accountAdded") == 1
+
+
+@pytest.mark.parametrize("path", ["acc1:lease", "acc1:status", "acc1:uids:INBOX", "..", "a b"])
+def test_ids_that_cannot_name_an_account_are_404_and_touch_nothing(api, conn, path):
+    api("POST", "/v1/account", json=body())
+    sync_state = KEYS.account("acc1") + ":status"
+    conn.hset(sync_state, "initialized", "1")
+    for method in ("GET", "PUT", "DELETE"):
+        response = api(method, f"/v1/account/{path}", json={"name": "x"})
+        assert response.status_code == 404, (method, response.text)
+    assert api("PUT", f"/v1/account/{path}/reconnect").status_code == 404
+    assert conn.hget(sync_state, "initialized") == b"1"
+
+
+def test_page_must_be_an_ascii_number(api):
+    response = api("GET", "/v1/accounts?page=\u00b2")
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["page"]
+
+
+def test_password_is_kept_exactly_as_given(api, conn, env):
+    api("POST", "/v1/account", json=body(imap={"host": "h", "port": 143,
+                                               "auth": {"user": "ann", "pass": "  spaced pass "}}))
+    assert AccountStore(conn, KEYS, env["SERVICE_SECRET"]).imap_settings("acc1").password == "  spaced pass "
+
+
+def test_writes_after_a_delete_leave_no_orphan_record(api, conn, env):
+    api("POST", "/v1/account", json=body())
+    store = AccountStore(conn, KEYS, env["SERVICE_SECRET"])
+    raw = conn.hgetall(KEYS.account("acc1"))
+    api("DELETE", "/v1/account/acc1")
+    store.set_state("acc1", "connected", {"response": "late", "serverResponseCode": ""})
+    assert store._change("acc1", {b.decode(): v for b, v in raw.items()}) is False  # an update's write
+    assert not conn.exists(KEYS.account("acc1"))

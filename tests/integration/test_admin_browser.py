@@ -40,6 +40,18 @@ def browser_page():
         browser.close()
 
 
+def failed_job(conn) -> str:
+    """A job in notify's failed registry (the webhooks worker never takes those)."""
+    from rq import Queue
+    from rq.registry import FailedJobRegistry
+
+    queue = Queue("notify", connection=conn)
+    job = queue.enqueue("os.getcwd")
+    queue.remove(job)
+    FailedJobRegistry(queue=queue).add(job, ttl=600, exc_string="boom")
+    return job.id
+
+
 @pytest.fixture
 def shots(tmp_path) -> Path:
     target = os.environ.get("MAILPULSE_SCREENSHOTS")
@@ -50,6 +62,9 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     from playwright.sync_api import expect
 
     page = browser_page
+    refused = []  # Chromium reports each Content-Security-Policy violation on the console
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
     page.goto(web.url + "/admin/")
     assert "mailpulse admin password" in page.content()  # closed until a password is set
     set_password(conn)
@@ -106,9 +121,14 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     assert page.inner_text('[data-state="init"]') == "1" and page.inner_text('[data-state="unset"]') == "1"
     page.screenshot(path=str(shots / "admin-overview.png"), full_page=True)
 
-    # rq-dashboard under /admin/rq: its JavaScript loads the queues from the mounted paths.
+    # rq-dashboard under /admin/rq: its JavaScript loads the queues from the mounted paths and
+    # fills its underscore templates, all within its CSP (which forbids framing it).
     page.click("nav >> text=Queues (rq)")
     expect(page.locator("table", has_text="notify").first).to_be_visible()
+    job_id = failed_job(conn)
+    page.goto(web.url + "/admin/rq/0/view/jobs/notify/failed/8/asc/1")
+    expect(page.locator("#jobs tbody", has_text=job_id)).to_be_visible()
+    assert page.evaluate("typeof jQuery") == "function" and refused == []
     # Its buttons post with fetch/XHR from this origin: let through (cross-origin ones are not).
     empty = "fetch('/admin/rq/queue/notify/finished/empty', {method: 'POST'}).then(r => r.status)"
     assert page.evaluate(empty) == 200
@@ -144,3 +164,4 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     page.goto(web.url + "/admin/tokens")
     assert page.url.startswith(web.url + "/admin/login")
     assert (shots / "admin-overview.png").stat().st_size > 10_000
+    assert refused == []

@@ -171,7 +171,7 @@ def test_create_all_scopes_and_metrics_only_tokens(admin, conn):
 def test_token_without_any_scope_is_refused(admin, conn):
     session = logged_in(admin)
     page = post_form(session, admin, "/admin/tokens", "/admin/tokens", {"description": "none"})
-    assert page.status_code == 400 and "Choose All scopes or at least one scope" in page.text
+    assert page.status_code == 400 and "Scopes: choose All scopes or at least one scope" in page.text
     assert TokenStore(conn, Keys()).list() == []
 
 
@@ -275,6 +275,60 @@ def test_rq_dashboard_refuses_cross_origin_changes(admin, conn):
     response = session.post(admin + "/admin/rq/queue/notify/queued/empty", timeout=10,
                             headers={"Origin": admin})
     assert response.status_code == 200 and Queue("notify", connection=conn).count == 0
+
+
+def failed_notify_job(conn):
+    from rq.registry import FailedJobRegistry
+
+    queue = Queue("notify", connection=conn)
+    job = queue.enqueue("os.getcwd")
+    queue.remove(job)
+    FailedJobRegistry(queue=queue).add(job, ttl=600, exc_string="boom")
+    return queue, FailedJobRegistry(queue=queue)
+
+
+def test_rq_dashboard_actions_refuse_get(admin, conn):
+    """rq-dashboard 0.9 re-queues every failed job on `GET /requeue/<queue>`: that GET is refused."""
+    queue, failed = failed_notify_job(conn)
+    session = logged_in(admin)
+    for method in ("GET", "HEAD"):
+        response = session.request(method, admin + "/admin/rq/requeue/notify", timeout=10,
+                                   headers={"Origin": admin}, allow_redirects=False)
+        assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert session.get(admin + "/admin/rq/job/x/delete", timeout=10).status_code == 405
+    assert failed.count == 1 and queue.count == 0
+    refused = session.post(admin + "/admin/rq/requeue/notify", timeout=10, headers={"Origin": "http://evil.example"})
+    assert refused.status_code == 403 and failed.count == 1
+    response = session.post(admin + "/admin/rq/requeue/notify", timeout=10, headers={"Origin": admin})
+    assert response.status_code == 200 and response.json() == {"status": "OK", "count": 1}
+    assert failed.count == 0 and queue.count == 1
+    assert session.get(admin + "/admin/rq/0/data/queues.json", timeout=10).status_code == 200  # reads work
+
+
+def test_rq_dashboard_responses_carry_the_security_headers(admin, conn):
+    session = logged_in(admin)
+    for path, status in (("/admin/rq/", 200), ("/admin/rq/0/data/queues.json", 200),
+                         ("/admin/rq/requeue/notify", 405), ("/admin/rq/7/data/queues.json", 404)):
+        response = session.get(admin + path, timeout=10, allow_redirects=False)
+        assert response.status_code == status, path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    anonymous = requests.get(admin + "/admin/rq/", timeout=10, allow_redirects=False)
+    assert anonymous.status_code == 302 and anonymous.headers["X-Frame-Options"] == "DENY"
+
+
+def test_unknown_admin_paths_get_an_html_page(admin):
+    for session in (requests.Session(), logged_in(admin)):
+        response = session.get(admin + "/admin/no-such-page", timeout=10)
+        assert response.status_code == 404 and response.headers["Content-Type"].startswith("text/html")
+        assert "no such admin page" in response.text and response.headers["X-Frame-Options"] == "DENY"
+    response = logged_in(admin).get(admin + "/admin/logout", timeout=10)
+    assert response.status_code == 405 and response.headers["Content-Type"].startswith("text/html")
+    assert "405 Method Not Allowed" in response.text and "POST" in response.headers["Allow"]
+    api = requests.get(admin + "/v1/no-such-route", timeout=10)  # the API keeps its JSON errors
+    assert api.status_code == 404 and api.json()["error"] == "Not Found"
 
 
 def test_overview_counts_webhook_attempts_of_the_last_hour(admin, conn, spawn, env):

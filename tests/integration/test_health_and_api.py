@@ -39,7 +39,11 @@ def test_api_call_counts_route_templates(web, token):
         response = requests.get(web.url + path, headers=auth, timeout=10)
         assert response.status_code == 404 and response.json()["statusCode"] == 404
     assert requests.get(web.url + "/v1/stats", timeout=10).status_code == 401
+    for verb in ("FOOBAR1", "FOOBAR2"):  # made-up methods, no token: one bounded label value
+        assert requests.request(verb, web.url + "/v1/nope", timeout=10).status_code in (404, 405)
     samples = parse(scrape_text(web.url, token))
+    methods = {dict(labels)["method"] for name, labels in samples if name == "api_call"}
+    assert methods == {"get", "post", "other"}
     assert value(samples, "api_call", method="get", statusCode="200", route="/v1/stats") == 2
     assert value(samples, "api_call", method="get", statusCode="401", route="/v1/stats") == 1
     assert value(samples, "api_call", method="get", statusCode="404", route="unknown") == 3

@@ -34,6 +34,10 @@ def test_environment_wins_over_dotenv(tmp_path):
     ("PREPARED_TOKEN", "short", "PREPARED_TOKEN: must be 64 lower-case hex"),
     ("PREPARED_TOKEN_SCOPES", "metrics,root", "PREPARED_TOKEN_SCOPES: 'metrics,root': scopes are"),
     ("HEARTBEAT_INTERVAL", "0", "HEARTBEAT_INTERVAL: 0.0 must be greater than 0"),
+    ("TRUSTED_PROXY", "10.0.0.0/8", "TRUSTED_PROXY: '10.0.0.0/8' is not an IP address"),
+    ("TRUSTED_PROXY_HEADERS", "x-real-ip", "TRUSTED_PROXY_HEADERS: 'x-real-ip': a comma-separated list"),
+    ("TRUSTED_PROXY_HEADERS", "forwarded,x-forwarded-for",
+     "TRUSTED_PROXY_HEADERS: 'forwarded,x-forwarded-for': forwarded cannot be combined"),
 ])
 def test_bad_values_name_the_setting(tmp_path, name, value, message):
     with pytest.raises(ConfigError) as caught:
@@ -46,3 +50,10 @@ def test_redis_password_is_never_echoed(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, {"REDIS_URL": "redis://user:hunter2@host:bad/0"})
     assert "hunter2" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_trusted_proxy(tmp_path):
+    assert load(tmp_path).TRUSTED_PROXY == ""
+    assert load(tmp_path).TRUSTED_PROXY_HEADERS == {"x-forwarded-for", "x-forwarded-proto"}
+    cfg = load(tmp_path, {"TRUSTED_PROXY": " 0:0::1 ", "TRUSTED_PROXY_HEADERS": "Forwarded"})
+    assert cfg.TRUSTED_PROXY == "::1" and cfg.TRUSTED_PROXY_HEADERS == {"forwarded"}

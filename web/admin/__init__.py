@@ -14,8 +14,9 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="t
 
 
 def install(app: Flask) -> None:
-    from . import accounts_page, auth_views, filters, guard, overview, tokens_page, webhooks_page  # noqa: F401
+    from . import accounts_page, auth_views, errors, filters, guard, overview, tokens_page, webhooks_page  # noqa: F401
     from .rq_mount import mount_rq_dashboard
 
     app.register_blueprint(blueprint)
+    errors.install(app)
     mount_rq_dashboard(app)

@@ -26,9 +26,15 @@ def _emit(event: str, account: dict) -> None:
     events.emit_account_event(current_app.config["REDIS"], current_app.config["KEYS"], event, account)
 
 
+def small_number(text: str, digits: int) -> int | None:
+    """An ASCII decimal of at most `digits` digits, else None ("²".isdigit() is True, int() fails)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
 def page_number() -> int:
-    raw = request.args.get("page", "0")
-    return min(int(raw), 1_000_000) if raw.isdigit() else 0
+    number = small_number(request.args.get("page", "0"), 6)
+    return number if number is not None else 0
 
 
 def render_accounts(status: int = 200, **extra):
@@ -41,8 +47,10 @@ def body_from_form(form) -> dict:
     body = {"account": form.get("account", "").strip() or None, "name": form.get("name", ""),
             "email": form.get("email", ""), "webhooks": form.get("webhooks", "")}
     if form.get("imap_host", "").strip():
-        port = form.get("imap_port", "").strip()
-        body["imap"] = {"host": form.get("imap_host", ""), "port": int(port) if port.isdigit() else port,
+        port = form.get("imap_port", "")
+        # Anything but a port number goes to the validator as text: it names imap.port.
+        number = small_number(port, 5)
+        body["imap"] = {"host": form.get("imap_host", ""), "port": port if number is None else number,
                         "secure": bool(form.get("imap_secure")),
                         "auth": {"user": form.get("imap_user", ""), "pass": form.get("imap_pass", "")}}
     return body

@@ -6,7 +6,7 @@ import secrets
 
 from flask import g, make_response, redirect, render_template, request, url_for
 
-from shared.admin_password import check_password
+from shared.admin_password import MAX_LENGTH, check_password
 
 from . import blueprint
 from .guard import end_session, safe_next, sessions, set_cookie, start_session
@@ -33,7 +33,9 @@ def login():
     store = sessions()
     if store.login_blocked(address):
         return login_form("Too many failed attempts; wait a few minutes and try again.", 429)
-    if not check_password(request.form.get("password", ""), g.admin_password_record):
+    password = request.form.get("password", "")
+    # No password longer than MAX_LENGTH can be set: don't spend scrypt on megabytes of guess.
+    if len(password) > MAX_LENGTH or not check_password(password, g.admin_password_record):
         store.count_failure(address)
         return login_form("Wrong password.", 401)
     store.clear_failures(address)

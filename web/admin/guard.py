@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import abort, current_app, g, redirect, render_template, request, url_for
 
 from shared.admin_password import AdminPassword, fingerprint
 
@@ -10,6 +10,9 @@ from . import blueprint
 from .sessions import COOKIE, COOKIE_PATH, Session, SessionStore, tokens_match
 
 OPEN_ENDPOINTS = ("admin.login",)  # reachable without a session
+# Werkzeug reads a urlencoded body whole into memory, unbounded by default; the largest admin form
+# (an account) is a few KiB. waitress has the whole body and its length before we run.
+MAX_BODY = 256 * 1024
 
 
 def sessions() -> SessionStore:
@@ -69,6 +72,8 @@ def csrf_failure():
 def check():
     if request.endpoint == "admin.static":
         return None  # the stylesheet and script: the closed and login pages need them too
+    if (request.content_length or 0) > MAX_BODY:
+        abort(413)
     record = password_record()
     if record is None:
         return no_password_page()

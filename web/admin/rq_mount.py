@@ -4,12 +4,16 @@ rq-dashboard runs as its own small Flask app (its blueprint keeps module-level s
 Redis connection); a WSGI wrapper in front of the main app sends /admin/rq/* there only after
 the same checks as every admin page. Its forms post with JavaScript and carry no CSRF token, so
 requests that change something must come from this origin (and the cookie is SameSite=Strict).
+Only its read-only paths answer GET: rq-dashboard 0.9 also re-queues on `GET /requeue/<queue>`.
+Its responses get the admin pages' security headers, with a CSP loosened just enough for its
+inline script and its underscore templates (compiled with `new Function`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -20,6 +24,21 @@ from .guard import current_session, login_redirect, no_password_page, password_r
 
 log = logging.getLogger(__name__)
 MOUNT = "/admin/rq"
+# rq-dashboard 0.9's read-only paths (below MOUNT): its pages and JSON under /<instance>/, its
+# files; every other path changes something (delete, requeue, empty, compact) whatever the method.
+READ_ONLY = re.compile(r"/(?:|favicon\.ico|(?:static|app-static)/.*|\d+(?:/.*)?)", re.DOTALL)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+INSTANCE = re.compile(r"/(\d+)(?:/|$)")  # one Redis is configured: instance 0 is the only one
+SECURITY_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Content-Security-Policy",
+     "default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+)
 
 
 def make_dashboard(redis_url: str) -> Flask:
@@ -47,7 +66,11 @@ def same_origin() -> bool:
     return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
 
 
-def refusal(app: Flask, environ) -> Response | None:
+def plain(text: str, status: int, **headers) -> Response:
+    return Response(text + "\n", status, content_type="text/plain; charset=utf-8", headers=headers)
+
+
+def refusal(app: Flask, environ, subpath: str) -> Response | None:
     """The response that stops this request at the door, or None to let it through."""
     with app.request_context(environ):
         try:
@@ -59,10 +82,24 @@ def refusal(app: Flask, environ) -> Response | None:
                 return login_redirect(request.full_path.rstrip("?"))
         except TRANSIENT_ERRORS as exc:
             log.warning("Redis unavailable: %s", exc)
-            return Response("Redis is unavailable; try again shortly\n", 503, content_type="text/plain")
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin():
-            return Response("cross-origin request refused\n", 403, content_type="text/plain")
+            return plain("Redis is unavailable; try again shortly", 503)
+        if request.method in SAFE_METHODS and READ_ONLY.fullmatch(subpath) is None:
+            return plain("not a page of rq-dashboard; its actions need POST", 405, Allow="POST")
+        if request.method not in SAFE_METHODS and not same_origin():
+            return plain("cross-origin request refused", 403)
+        instance = INSTANCE.match(subpath)
+        if instance and instance.group(1) != "0":
+            return plain("no such Redis instance", 404)
     return None
+
+
+def with_security_headers(start_response):
+    def start(status, headers, exc_info=None):
+        names = {name.lower() for name, _ in SECURITY_HEADERS}
+        kept = [(name, value) for name, value in headers if name.lower() not in names]
+        return start_response(status, kept + list(SECURITY_HEADERS), exc_info)
+
+    return start
 
 
 class RqMount:
@@ -75,12 +112,12 @@ class RqMount:
         path = environ.get("PATH_INFO", "")
         if path != MOUNT and not path.startswith(MOUNT + "/"):
             return self.inner(environ, start_response)
-        refused = refusal(self.app, environ)
+        start_response = with_security_headers(start_response)
+        subpath = path[len(MOUNT):] or "/"
+        refused = refusal(self.app, environ, subpath)
         if refused is not None:
-            refused.headers["Cache-Control"] = "no-store"
             return refused(environ, start_response)
-        environ = dict(environ, SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + MOUNT,
-                       PATH_INFO=path[len(MOUNT):] or "/")
+        environ = dict(environ, SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + MOUNT, PATH_INFO=subpath)
         return self.dashboard(environ, start_response)
 
 

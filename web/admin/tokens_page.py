@@ -44,9 +44,9 @@ def create_token():
     scopes = chosen_scopes(request.form)
     errors = {}
     if not scopes:
-        errors["scopes"] = "Choose All scopes or at least one scope."
+        errors["scopes"] = "choose All scopes or at least one scope."
     if len(description) > MAX_DESCRIPTION:
-        errors["description"] = f"At most {MAX_DESCRIPTION} characters."
+        errors["description"] = f"at most {MAX_DESCRIPTION} characters."
     if errors:
         return render_tokens(400, errors=errors, form=request.form)
     token = _store().issue(scopes, description)

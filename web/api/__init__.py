@@ -15,6 +15,8 @@ from ..auth import error_response, require_scope
 
 blueprint = Blueprint("api", __name__, url_prefix="/v1")
 UNKNOWN_ROUTE = "unknown"  # every path that matches no route: keeps the label bounded
+# Any method a client sends is counted, even unauthenticated on an unknown route: keep it bounded.
+METHODS = frozenset({"get", "post", "put", "delete", "patch", "head", "options"})
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -31,7 +33,8 @@ def authenticate():
 
 def count_api_call(response):
     if request.path == "/v1" or request.path.startswith("/v1/"):
-        metrics.safely(metrics.api_call.labels(method=request.method.lower(),
+        method = request.method.lower()
+        metrics.safely(metrics.api_call.labels(method=method if method in METHODS else "other",
                                                statusCode=str(response.status_code),
                                                route=route_template(request.url_rule)).inc)
     return response
