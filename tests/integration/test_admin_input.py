@@ -8,24 +8,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared.accounts import AccountStore
 from shared.keys import Keys
 from shared.tokens import TokenStore
-from support.admin import csrf_of, logged_in, login, post_form, set_password
+from support.admin import csrf_of, logged_in, login, post_form
 
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
 IMAP = {"name": "Alice", "imap_host": "imap.example.com", "imap_user": "alice", "imap_pass": "pw"}
 
 
-@pytest.fixture
-def admin(web, conn):
-    set_password(conn)
-    return web.url
-
-
-@pytest.fixture
-def store(conn, env):
-    return AccountStore(conn, Keys(), env["SERVICE_SECRET"])
 
 
 def post_raw(session, base_url: str, page: str, action: str, body: bytes):
@@ -36,28 +26,28 @@ def post_raw(session, base_url: str, page: str, action: str, body: bytes):
 
 
 @pytest.mark.parametrize("page", ["\u00b2", "9" * 5000, "-1", "%ff", "\uff11"])
-def test_odd_page_numbers_show_the_first_page(admin, store, page):
-    store.create({"account": "alice", "name": "Alice"})
+def test_odd_page_numbers_show_the_first_page(admin, account_store, page):
+    account_store.create({"account": "alice", "name": "Alice"})
     response = logged_in(admin).get(admin + "/admin/accounts", params={"page": page}, timeout=10)
     assert response.status_code == 200 and 'data-account="alice"' in response.text
 
 
 @pytest.mark.parametrize("port", ["\u00b2", "\uff19\uff19\uff13", "9" * 5000, "abc", "0", "65536", " "])
-def test_odd_imap_ports_name_the_field(admin, store, port):
+def test_odd_imap_ports_name_the_field(admin, account_store, port):
     session = logged_in(admin)
     page = post_form(session, admin, "/admin/accounts", "/admin/accounts", dict(IMAP, imap_port=port))
     assert page.status_code == 400 and 'data-field="imap.port"' in page.text
-    assert "must be a port number" in page.text and store.list()["total"] == 0
+    assert "must be a port number" in page.text and account_store.list()["total"] == 0
 
 
-def test_a_port_with_spaces_around_it_is_taken(admin, store):
+def test_a_port_with_spaces_around_it_is_taken(admin, account_store):
     session = logged_in(admin)
     page = post_form(session, admin, "/admin/accounts", "/admin/accounts",
                      dict(IMAP, account="alice", imap_port=" 993 "))
-    assert page.status_code == 200 and store.get("alice")["imap"]["port"] == 993
+    assert page.status_code == 200 and account_store.get("alice")["imap"]["port"] == 993
 
 
-def test_missing_and_oversized_account_fields_name_the_fields(admin, store):
+def test_missing_and_oversized_account_fields_name_the_fields(admin, account_store):
     session = logged_in(admin)
     empty = post_form(session, admin, "/admin/accounts", "/admin/accounts", {})
     assert empty.status_code == 400 and 'data-field="name"' in empty.text
@@ -65,16 +55,16 @@ def test_missing_and_oversized_account_fields_name_the_fields(admin, store):
                      dict(IMAP, account="a" * 10_000, imap_port="993", imap_user="u" * 100_000))
     assert huge.status_code == 400
     assert 'data-field="account"' in huge.text and 'data-field="imap.auth.user"' in huge.text
-    assert store.list()["total"] == 0
+    assert account_store.list()["total"] == 0
 
 
-def test_non_utf8_account_form(admin, store):
+def test_non_utf8_account_form(admin, account_store):
     session = logged_in(admin)
     page = post_raw(session, admin, "/admin/accounts", "/admin/accounts",
                     b"account=%ff%fe&name=%ff&imap_host=%c3&imap_port=%ff&imap_user=u&imap_pass=p")
     assert page.status_code == 400
     assert 'data-field="account"' in page.text and 'data-field="imap.port"' in page.text
-    assert store.list()["total"] == 0
+    assert account_store.list()["total"] == 0
 
 
 @pytest.mark.parametrize("account_id", ["%ff", "a" * 5000, "..", "x%20y"])

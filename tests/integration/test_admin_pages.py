@@ -20,11 +20,6 @@ PAGES = ["/admin/", "/admin/login", "/admin/tokens", "/admin/webhooks", "/admin/
          "/admin/rq/0/data/queues.json"]
 
 
-@pytest.fixture
-def admin(web, conn):
-    set_password(conn)
-    return web.url
-
 
 def new_token_in(page: str) -> str:
     match = re.search(r'id="new-token-value">([0-9a-f]{64})<', page)
