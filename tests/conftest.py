@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from support.servers import Process, RedisServer, base_env, wait_for  # noqa: E402
+from support.servers import Process, RedisServer, base_env, start_web  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +61,7 @@ def spawn(tmp_path):
 @pytest.fixture
 def web(spawn, env):
     """A running web process; `.url` is its base URL."""
-    proc = spawn("web", env)
-    proc.url = f"http://127.0.0.1:{env['PORT']}"
-
-    def listening():
-        try:
-            return requests.get(proc.url + "/health", timeout=2) is not None
-        except requests.ConnectionError:
-            assert proc.proc.poll() is None, proc.output()
-            return False
-
-    wait_for(listening, what="the web process to listen")
-    return proc
+    return start_web(spawn, env)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from rq import Queue
 
 from shared.keys import Keys
 from support.admin import PASSWORD, csrf_of, set_password
-from support.servers import ROOT, base_env, wait_for
+from support.servers import ROOT, base_env, start_web
 
 HTTPS = {"X-Forwarded-Proto": "https"}
 
@@ -64,31 +64,16 @@ def login(base_url: str, headers: dict, password: str = PASSWORD):
     return session, form, response
 
 
-def start_web(spawn, env) -> str:
-    proc = spawn("web", env)
-    url = f"http://127.0.0.1:{env['PORT']}"
-
-    def listening():
-        try:
-            return requests.get(url + "/health", timeout=2) is not None
-        except requests.ConnectionError:
-            assert proc.proc.poll() is None, proc.output()
-            return False
-
-    wait_for(listening, what="the web process to listen")
-    return url
-
-
 @pytest.fixture
 def proxied(spawn, env, conn):
     set_password(conn)
-    return start_web(spawn, {**env, "TRUSTED_PROXY": "127.0.0.1"})
+    return start_web(spawn, {**env, "TRUSTED_PROXY": "127.0.0.1"}).url
 
 
 @pytest.fixture
 def direct(spawn, env, conn):
     set_password(conn)
-    return start_web(spawn, env)
+    return start_web(spawn, env).url
 
 
 def empty_notify(session, base_url: str, origin: str):

@@ -13,7 +13,7 @@ from shared.keys import Keys
 from shared.metrics_archive import ARCHIVE_NAME, SET_ASIDE_DIR, Archive, read_file
 from shared.tokens import TokenStore
 from support.scrape import parse, scrape_text, value
-from support.servers import Process, wait_for
+from support.servers import Process, start_web, wait_for
 
 
 @pytest.fixture
@@ -184,20 +184,14 @@ def test_corrupt_archive_does_not_break_metrics(web, env, token):
 def test_whole_stack_restart_keeps_counts(spawn, env, tmp_path, token):
     writers = Writers(env, tmp_path)
 
-    def start_web():
-        proc = spawn("web", env)
-        proc.url = f"http://127.0.0.1:{env['PORT']}"
-        wait_for(lambda: proc.proc.poll() is None and "listening" in proc.output(), what="web to listen")
-        return proc
-
-    web = start_web()
+    web = start_web(spawn, env)
     worker = spawn("workers.imap", env)
     wait_for(lambda: "started" in worker.output(), what="the worker to start")
     writers.run(6, "exit")
     before = parse(scrape_text(web.url, token))
     assert responses(before) == 6 and value(before, "thread_starts") == 2
     assert worker.stop() == 0 and web.stop() == 0
-    web = start_web()
+    web = start_web(spawn, env)
     worker = spawn("workers.imap", env)
     wait_for(lambda: "started" in worker.output(), what="the worker to start")
     writers.run(2, "exit")

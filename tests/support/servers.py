@@ -102,3 +102,21 @@ def base_env(redis_url: str, tmp: Path, **extra) -> dict:
                REDIS_WAIT_SECONDS="10", PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def start_web(spawn, env: dict) -> Process:
+    """Start the web process through the `spawn` fixture; returns it, listening, with `.url` set."""
+    import requests  # test extra; imported here so servers.py stays usable without it
+
+    proc = spawn("web", env)
+    proc.url = f"http://127.0.0.1:{env['PORT']}"
+
+    def listening():
+        try:
+            return requests.get(proc.url + "/health", timeout=2) is not None
+        except requests.ConnectionError:
+            assert proc.proc.poll() is None, proc.output()
+            return False
+
+    wait_for(listening, what="the web process to listen")
+    return proc
