@@ -7,8 +7,9 @@ from flask import current_app, jsonify, request
 from shared.tokens import Token
 
 
-def error_response(status: int, error: str, message: str, **headers):
-    response = jsonify({"statusCode": status, "error": error, "message": message})
+def error_response(status: int, error: str, message: str, extra: dict | None = None, **headers):
+    """The JSON error answer; `extra` adds fields to the body (such as `fields` of a 400)."""
+    response = jsonify({"statusCode": status, "error": error, "message": message, **(extra or {})})
     response.status_code = status
     response.headers.update(headers)
     return response

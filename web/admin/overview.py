@@ -9,32 +9,27 @@ from flask import current_app, redirect, render_template, url_for
 
 from shared import webhook_stats
 from shared.keys import QUEUE_NAMES
-from shared.metrics import PROCESS_TYPES, QUEUE_STATES
+from shared.metrics import QUEUE_STATES
 
 from ..collectors.queues import queue_sizes
-from ..collectors.workers import live_counts
+from ..collectors.redis_info import memory_limit
+from ..collectors.workers import workers_by_type
 from . import blueprint
-
-
-def workers_by_type() -> tuple[dict[str, int], int]:
-    cfg = current_app.config
-    counts, unresponsive = live_counts(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL)
-    return {t: counts[(t, "yes")] + counts[(t, "no")] for t in PROCESS_TYPES}, unresponsive
 
 
 def redis_memory() -> dict:
     info = current_app.config["REDIS"].info("memory")
-    limit = info.get("maxmemory") or info.get("total_system_memory", 0)  # as redis_memory_max_bytes
-    return {"used": info.get("used_memory", 0), "peak": info.get("used_memory_peak", 0), "max": limit,
+    return {"used": info.get("used_memory", 0), "peak": info.get("used_memory_peak", 0),
+            "max": memory_limit(info),
             "maxmemory_set": bool(info.get("maxmemory"))}
 
 
 @blueprint.get("/")
 def overview():
     cfg = current_app.config
-    workers, unresponsive = workers_by_type()
+    workers, unresponsive = workers_by_type(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL)
     return render_template(
-        "admin/overview.html", page="overview", accounts=accounts_by_state(),
+        "admin/overview.html", page="overview", accounts=cfg["ACCOUNTS"].count_by_state(),
         queues=queue_sizes(cfg["REDIS"], cfg["KEYS"]), queue_names=QUEUE_NAMES, queue_states=QUEUE_STATES,
         webhooks=webhook_stats.last_hour(cfg["REDIS"], cfg["KEYS"]), workers=workers,
         unresponsive=unresponsive, memory=redis_memory())
@@ -43,7 +38,3 @@ def overview():
 @blueprint.get("/overview")
 def overview_alias():
     return redirect(url_for("admin.overview"))
-
-
-def accounts_by_state() -> dict[str, int]:
-    return current_app.config["ACCOUNTS"].count_by_state()

@@ -18,7 +18,7 @@ MAX_DESCRIPTION = 200
 
 
 def _store() -> TokenStore:
-    return TokenStore(current_app.config["REDIS"], current_app.config["KEYS"])
+    return current_app.config["TOKENS"]
 
 
 def render_tokens(status: int = 200, **extra):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, Flask, request
@@ -45,9 +44,7 @@ def json_http_error(exc: HTTPException):
 
 
 def invalid_input(exc: InputError):
-    response = error_response(400, "Bad Request", str(exc))
-    response.set_data(json.dumps({**response.get_json(), "fields": exc.fields}))
-    return response
+    return error_response(400, "Bad Request", str(exc), {"fields": exc.fields})
 
 
 def install(app: Flask) -> None:

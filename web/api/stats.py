@@ -6,15 +6,12 @@ from flask import current_app, jsonify
 
 from shared import __version__
 
-from ..collectors.workers import live_counts
+from ..collectors.workers import workers_by_type
 from . import blueprint
 
 
 @blueprint.get("/stats")
 def stats():
     cfg = current_app.config
-    counts, unresponsive = live_counts(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL)
-    workers = {}
-    for (process_type, _), count in counts.items():
-        workers[process_type] = workers.get(process_type, 0) + count
+    workers, unresponsive = workers_by_type(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL)
     return jsonify({"version": __version__, "workers": workers, "unresponsiveWorkers": unresponsive})

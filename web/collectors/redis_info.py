@@ -22,6 +22,11 @@ INFO_GAUGES = {
 }
 
 
+def memory_limit(info: dict) -> int:
+    """What Redis may use: `maxmemory`, or the machine's memory when maxmemory is 0 (unlimited)."""
+    return info.get("maxmemory") or info.get("total_system_memory", 0)
+
+
 class RedisCollector:
     def __init__(self, conn: redis.Redis):
         self.conn = conn
@@ -42,9 +47,9 @@ class RedisCollector:
         maxclients = info.get("maxclients")
         if maxclients is not None:
             yield GaugeMetricFamily("redis_config_maxclients", "Configured maxclients", value=maxclients)
-        max_bytes = info.get("maxmemory") or info.get("total_system_memory", 0)
         yield GaugeMetricFamily("redis_memory_max_bytes",
-                                "maxmemory, or the system memory when maxmemory is 0", value=max_bytes)
+                                "maxmemory, or the system memory when maxmemory is 0",
+                                value=memory_limit(info))
         yield GaugeMetricFamily("redis_slowlog_length", "Entries in the slow log", value=slowlog_len)
         yield GaugeMetricFamily("redis_latency", "PING round trip at scrape time in nanoseconds",
                                 value=latency_ns)

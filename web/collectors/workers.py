@@ -23,6 +23,12 @@ def live_counts(heartbeats: Heartbeats, interval: float) -> tuple[dict, int]:
     return counts, unresponsive
 
 
+def workers_by_type(heartbeats: Heartbeats, interval: float) -> tuple[dict[str, int], int]:
+    """({type: live count}, unresponsive count): live_counts without the `recent` split."""
+    counts, unresponsive = live_counts(heartbeats, interval)
+    return {t: counts[(t, "yes")] + counts[(t, "no")] for t in PROCESS_TYPES}, unresponsive
+
+
 class WorkersCollector:
     def __init__(self, heartbeats: Heartbeats, interval: float):
         self.heartbeats = heartbeats
