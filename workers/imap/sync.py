@@ -110,13 +110,12 @@ class AccountSync:
 
     def changed_since_sync(self, path: str) -> bool:
         """A cheap STATUS look at a mailbox that is not selected: does it need a sync?"""
+        if not self.condstore:
+            return True  # flag changes show only in the flags themselves: STATUS cannot tell
         saved = self.state.mailbox(path)
         if saved is None:
             return True
-        what = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"] + (["HIGHESTMODSEQ"] if self.condstore else [])
-        status = self.client.folder_status(path, what)
-        if not self.condstore:
-            return True  # flag changes show only in the flags themselves
+        status = self.client.folder_status(path, ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"])
         now = (status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT"), status.get(b"MESSAGES"),
                status.get(b"HIGHESTMODSEQ"))
         return now != (saved["uidvalidity"], saved["uidnext"], saved["exists"], saved["modseq"])
