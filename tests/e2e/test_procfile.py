@@ -8,21 +8,8 @@ from pathlib import Path
 
 import requests
 
-from support.scrape import parse, scrape_text, types, value
+from support.scrape import CONTRACT, parse, scrape_text, types, value
 from support.servers import ROOT, free_port, wait_for
-
-CONTRACT_NAMES = (
-    "thread_starts", "thread_stops", "api_call", "imap_connections", "imap_responses",
-    "imap_bytes_sent", "imap_bytes_received", "webhooks", "events", "webhook_req", "queue_size",
-    "queues_processed", "redis_uptime_in_seconds", "redis_rejected_connections_total",
-    "redis_config_maxclients", "redis_connected_clients", "redis_slowlog_length",
-    "redis_commands_duration_seconds_total", "redis_commands_processed_total",
-    "redis_keyspace_hits_total", "redis_keyspace_misses_total", "redis_evicted_keys_total",
-    "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_mem_fragmentation_ratio",
-    "redis_last_save_time", "redis_instantaneous_ops_per_sec", "redis_key_count",
-    "redis_command_runs", "redis_command_runs_fail", "redis_version", "redis_latency", "threads",
-    "unresponsive_workers",
-)
 
 
 def test_honcho_runs_the_procfile_with_more_workers(tmp_path):
@@ -60,7 +47,7 @@ def test_honcho_runs_the_procfile_with_more_workers(tmp_path):
         samples = wait_for(all_workers, what="two imap and two webhooks workers")
         text = scrape_text(base, token)
         found = types(text)
-        assert [name for name in CONTRACT_NAMES if name not in found] == []
+        assert [name for name in CONTRACT if name not in found] == []
         assert value(samples, "thread_starts") == 5
         assert (tmp_path / "var" / "redis").is_dir()  # the embedded Redis persists under VAR_DIR
     finally:

@@ -17,6 +17,7 @@ import requests
 from support.admin import PASSWORD, set_password
 from support.receiver import Receiver
 from support.servers import wait_for
+from support.webhooks import add_failed_job
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,18 +39,6 @@ def browser_page():
         yield page
         context.close()
         browser.close()
-
-
-def failed_job(conn) -> str:
-    """A job in notify's failed registry (the webhooks worker never takes those)."""
-    from rq import Queue
-    from rq.registry import FailedJobRegistry
-
-    queue = Queue("notify", connection=conn)
-    job = queue.enqueue("os.getcwd")
-    queue.remove(job)
-    FailedJobRegistry(queue=queue).add(job, ttl=600, exc_string="boom")
-    return job.id
 
 
 @pytest.fixture
@@ -125,7 +114,7 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     # fills its underscore templates, all within its CSP (which forbids framing it).
     page.click("nav >> text=Queues (rq)")
     expect(page.locator("table", has_text="notify").first).to_be_visible()
-    job_id = failed_job(conn)
+    job_id = add_failed_job(conn).id
     page.goto(web.url + "/admin/rq/0/view/jobs/notify/failed/8/asc/1")
     expect(page.locator("#jobs tbody", has_text=job_id)).to_be_visible()
     assert page.evaluate("typeof jQuery") == "function" and refused == []

@@ -15,6 +15,7 @@ from shared.keys import Keys
 from shared.tokens import TokenStore
 from support.admin import PASSWORD, csrf_of, logged_in, login, post_form, set_password
 from support.servers import ROOT
+from support.webhooks import add_failed_job, notify_queue
 
 PAGES = ["/admin/", "/admin/login", "/admin/tokens", "/admin/webhooks", "/admin/accounts", "/admin/rq/",
          "/admin/rq/0/data/queues.json"]
@@ -272,19 +273,11 @@ def test_rq_dashboard_refuses_cross_origin_changes(admin, conn):
     assert response.status_code == 200 and Queue("notify", connection=conn).count == 0
 
 
-def failed_notify_job(conn):
-    from rq.registry import FailedJobRegistry
-
-    queue = Queue("notify", connection=conn)
-    job = queue.enqueue("os.getcwd")
-    queue.remove(job)
-    FailedJobRegistry(queue=queue).add(job, ttl=600, exc_string="boom")
-    return queue, FailedJobRegistry(queue=queue)
-
-
 def test_rq_dashboard_actions_refuse_get(admin, conn):
     """rq-dashboard 0.9 re-queues every failed job on `GET /requeue/<queue>`: that GET is refused."""
-    queue, failed = failed_notify_job(conn)
+    add_failed_job(conn)
+    queue = notify_queue(conn)
+    failed = queue.failed_job_registry
     session = logged_in(admin)
     for method in ("GET", "HEAD"):
         response = session.request(method, admin + "/admin/rq/requeue/notify", timeout=10,

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 
-import requests
 from rq.job import Job
 
 from shared.settings import SettingsStore
 from shared.tokens import TokenStore
 from support.receiver import Receiver
+from support.scrape import parse, scrape_text
 from support.servers import wait_for
 from support.webhooks import KEYS, counter, emit_many, enable_webhooks, metric_samples, registry_ids
-
-
-def scrape(web, conn) -> dict[tuple[str, tuple], float]:
-    """Samples as exposed: names exactly as printed (the contract has no `_total` suffix)."""
-    token = TokenStore(conn, KEYS).issue(("metrics",))
-    text = requests.get(web.url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
-    samples = {}
-    for line in text.splitlines():
-        match = SAMPLE.fullmatch(line)
-        if match:
-            labels = tuple(sorted(LABEL.findall(match["labels"] or "")))
-            samples[(match["name"], labels)] = float(match["value"])
-    return samples
-
-
-SAMPLE = re.compile(r'(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)')
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def fail_first_attempt(request):
@@ -47,7 +29,8 @@ def test_500_then_success_counts_every_attempt(conn, env, spawn, web):
     assert [r.headers["X-EE-Wh-Attempts-Made"] for r in receiver.requests] == ["0", "1"]
     assert len({r.headers["X-EE-Wh-Event-Id"] for r in receiver.requests}) == 1  # same event, twice
     assert receiver.requests[0].body == receiver.requests[1].body
-    metrics = scrape(web, conn)  # the real web process's /metrics, aggregating every process
+    token = TokenStore(conn, KEYS).issue(("metrics",))
+    metrics = parse(scrape_text(web.url, token))  # the real web process's /metrics, of every process
     assert metrics[("webhooks", (("event", "messageNew"), ("status", "fail")))] == 1
     assert metrics[("webhooks", (("event", "messageNew"), ("status", "success")))] == 1
     assert metrics[("queues_processed", (("queue", "notify"), ("status", "failed")))] == 1

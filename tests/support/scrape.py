@@ -6,6 +6,24 @@ import re
 
 import requests
 
+# Every metric of DESIGN section 3 with its exposed type: the contract the tests hold /metrics to.
+CONTRACT = {
+    "thread_starts": "counter", "thread_stops": "counter", "api_call": "counter",
+    "imap_connections": "gauge", "imap_responses": "counter", "imap_bytes_sent": "counter",
+    "imap_bytes_received": "counter", "webhooks": "counter", "events": "counter",
+    "webhook_req": "histogram", "queue_size": "gauge", "queues_processed": "counter",
+    "redis_uptime_in_seconds": "gauge", "redis_rejected_connections_total": "gauge",
+    "redis_config_maxclients": "gauge", "redis_connected_clients": "gauge",
+    "redis_slowlog_length": "gauge", "redis_commands_duration_seconds_total": "gauge",
+    "redis_commands_processed_total": "gauge", "redis_keyspace_hits_total": "gauge",
+    "redis_keyspace_misses_total": "gauge", "redis_evicted_keys_total": "gauge",
+    "redis_memory_used_bytes": "gauge", "redis_memory_max_bytes": "gauge",
+    "redis_mem_fragmentation_ratio": "gauge", "redis_last_save_time": "gauge",
+    "redis_instantaneous_ops_per_sec": "gauge", "redis_key_count": "gauge",
+    "redis_command_runs": "gauge", "redis_command_runs_fail": "gauge", "redis_version": "gauge",
+    "redis_latency": "gauge", "threads": "gauge", "unresponsive_workers": "gauge",
+}
+
 # A sample line of the text format, read literally: names exactly as written on the wire.
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

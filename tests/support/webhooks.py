@@ -27,6 +27,15 @@ def notify_queue(conn: redis.Redis) -> Queue:
     return Queue(KEYS.queue("notify"), connection=conn)
 
 
+def add_failed_job(conn: redis.Redis):
+    """A job straight into notify's failed registry (the webhooks worker never takes those)."""
+    queue = notify_queue(conn)
+    job = queue.enqueue("os.getcwd")
+    queue.remove(job)
+    queue.failed_job_registry.add(job, ttl=600, exc_string="boom")
+    return job
+
+
 def registry_ids(conn: redis.Redis) -> dict[str, set[str]]:
     """Job ids per place, read without rq's clean-up (which would move expired entries)."""
     queue = notify_queue(conn)
