@@ -25,6 +25,7 @@ from .keys import Keys
 
 STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
           "disconnected", "unset")
+BATCH = 1000  # commands per pipeline round trip when every account is read
 PUBLIC_FIELDS = ("account", "name", "email", "webhooks", "state", "created")
 
 # Create atomically: an id that exists is refused, and the record never exists half-written.
@@ -173,15 +174,23 @@ class AccountStore:
     def ids(self) -> list[str]:
         return [i.decode() for i in self.conn.zrange(self.keys.accounts, 0, -1)]
 
+    def held(self, ids: list[str]) -> list[bool]:
+        """Whether an IMAP process holds each account (its lease key exists), in batched pipelines."""
+        found: list[bool] = []
+        for start in range(0, len(ids), BATCH):
+            pipe = self.conn.pipeline(transaction=False)
+            for account_id in ids[start:start + BATCH]:
+                pipe.exists(self.keys.account_lease(account_id))
+            found.extend(bool(n) for n in pipe.execute())
+        return found
+
     def count_by_state(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         ids = self.ids()
-        pipe = self.conn.pipeline()
+        pipe = self.conn.pipeline(transaction=False)
         for account_id in ids:
             pipe.hget(self.keys.account(account_id), "state")
-            pipe.exists(self.keys.account_lease(account_id))
-        replies = pipe.execute()
-        for state, held in zip(replies[::2], replies[1::2], strict=True):
+        for state, held in zip(pipe.execute(), self.held(ids), strict=True):
             counts[effective_state(state.decode() if state else "init", held)] += 1
         return counts
 

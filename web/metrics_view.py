@@ -38,7 +38,7 @@ def metrics_endpoint():
     # A fresh registry per request: the multiprocess files are re-read at every scrape.
     registry = CollectorRegistry(auto_describe=False)
     processes = FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
-    registry.register(ImapConnectionsCollector(processes, cfg["REDIS"], cfg["KEYS"]))
+    registry.register(ImapConnectionsCollector(processes, cfg["ACCOUNTS"]))
     registry.register(RedisCollector(cfg["REDIS"]))
     registry.register(QueueCollector(cfg["REDIS"], cfg["KEYS"]))
     registry.register(WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))

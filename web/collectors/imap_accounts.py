@@ -15,11 +15,10 @@ import logging
 import redis
 from prometheus_client.core import GaugeMetricFamily
 
-from shared.keys import Keys
+from shared.accounts import AccountStore
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"
-BATCH = 1000  # EXISTS per pipeline round trip
 
 
 def with_unheld(families, unheld: int):
@@ -42,30 +41,17 @@ def with_unheld(families, unheld: int):
         yield family
 
 
-def unheld_accounts(conn: redis.Redis, keys: Keys) -> int:
-    """Accounts in Redis without a lease: held by no IMAP process, on any host."""
-    ids = [raw.decode() for raw in conn.zrange(keys.accounts, 0, -1)]
-    unheld = 0
-    for start in range(0, len(ids), BATCH):
-        pipe = conn.pipeline(transaction=False)
-        for account_id in ids[start:start + BATCH]:
-            pipe.exists(keys.account_lease(account_id))
-        unheld += sum(1 for held in pipe.execute() if not held)
-    return unheld
-
-
 class ImapConnectionsCollector:
     """Wraps the multiprocess collector; counts the unheld accounts in Redis at every scrape."""
 
-    def __init__(self, inner, conn: redis.Redis, keys: Keys):
+    def __init__(self, inner, accounts: AccountStore):
         self.inner = inner
-        self.conn = conn
-        self.keys = keys
+        self.accounts = accounts
 
     def collect(self):
         families = self.inner.collect()
         try:
-            unheld = unheld_accounts(self.conn, self.keys)
+            unheld = self.accounts.held(self.accounts.ids()).count(False)
         except redis.RedisError as exc:
             log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
             yield from families
