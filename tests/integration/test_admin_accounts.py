@@ -87,8 +87,9 @@ def test_reconnect_is_published_to_the_workers(admin, conn, account_store):
     session = logged_in(admin)
     post_form(session, admin, "/admin/accounts", "/admin/accounts", FORM)
     pubsub = conn.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(Keys().account_changes)
-    wait_for(lambda: pubsub.get_message(timeout=0.1) is None and pubsub.subscribed, what="subscription")
+    channel = Keys().account_changes
+    pubsub.subscribe(channel)
+    wait_for(lambda: conn.pubsub_numsub(channel)[0][1] == 1, what="the subscription to be in place")
     page = post_form(session, admin, "/admin/accounts", "/admin/accounts/alice/reconnect", {})
     assert page.status_code == 200 and "reconnect" in page.text
     message = wait_for(lambda: pubsub.get_message(timeout=0.5), what="the reconnect message")
