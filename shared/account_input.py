@@ -10,7 +10,7 @@ import re
 import uuid
 
 from .errors import InputError
-from .settings import webhook_url
+from .settings import boolean, webhook_url
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")  # safe in URLs and Redis keys
 MAX_TEXT = 256
@@ -83,12 +83,6 @@ def _port(value) -> int:
     return value
 
 
-def _secure(value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
 def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
     """The IMAP settings; with `previous` (an update) omitted fields keep their old values."""
     if value is None or value is False:
@@ -107,7 +101,7 @@ def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
     imap = {
         "host": checker.check("imap.host", _text, value.get("host", base.get("host")), True),
         "port": checker.check("imap.port", _port, value.get("port", base.get("port"))),
-        "secure": checker.check("imap.secure", _secure, value.get("secure", base.get("secure", False))),
+        "secure": checker.check("imap.secure", boolean, value.get("secure", base.get("secure", False))),
         "auth": {"user": checker.check("imap.auth.user", _text, auth.get("user", old_auth.get("user")), True),
                  "pass": checker.check("imap.auth.pass", _password, auth.get("pass", old_auth.get("pass")))},
     }

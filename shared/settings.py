@@ -46,7 +46,7 @@ def webhook_url(value) -> str:
     return value
 
 
-def _boolean(value) -> bool:
+def boolean(value) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
     return value
@@ -61,7 +61,7 @@ def _event_list(value) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-VALIDATORS = {"webhooks": webhook_url, "webhooksEnabled": _boolean, "webhookEvents": _event_list}
+VALIDATORS = {"webhooks": webhook_url, "webhooksEnabled": boolean, "webhookEvents": _event_list}
 
 
 def validate(update) -> dict:
