@@ -31,9 +31,9 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # before anything imports
 
 import redis  # noqa: E402
 
-from shared.accounts import AccountStore  # noqa: E402
 from shared.keys import Keys  # noqa: E402
-from shared.settings import SettingsStore  # noqa: E402
+from shared.stores.accounts import AccountStore  # noqa: E402
+from shared.stores.settings import SettingsStore  # noqa: E402
 from support.dovecot import Dovecot  # noqa: E402
 from support.receiver import Receiver  # noqa: E402
 from support.servers import RedisServer, wait_for  # noqa: E402

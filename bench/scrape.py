@@ -61,11 +61,11 @@ def measure(k: int, runs: int, directory: str) -> tuple[int, float, float, float
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from shared import metricsdir
+    from shared.metrics import directory as metricsdir
 
     metricsdir.use_instance_ids()
-    from shared import metrics
-    from shared.metrics_archive import fold
+    from shared.metrics import definitions as metrics
+    from shared.metrics.archive import fold
     from web.collectors.multiprocess import FoldedMultiProcessCollector
     from web.exposition import render
 
@@ -83,7 +83,7 @@ def measure(k: int, runs: int, directory: str) -> tuple[int, float, float, float
     fold(directory)
     fold_ms = (time.perf_counter() - started) * 1000
     # Real scrapes come every 15 s or so: by the next one the directory has settled and its
-    # listing is reused (shared/metricsdir.py). Wait that long here too.
+    # listing is reused (shared/metrics/directory.py). Wait that long here too.
     time.sleep(metricsdir.SETTLED_NS / 1e9 + 0.1)
 
     def ours():  # what each scrape of the web process does: fold, read, write

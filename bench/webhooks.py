@@ -32,7 +32,7 @@ from rq.job import Job  # noqa: E402
 
 from shared.events import build_payload, emit  # noqa: E402
 from shared.keys import Keys  # noqa: E402
-from shared.settings import SettingsStore  # noqa: E402
+from shared.stores.settings import SettingsStore  # noqa: E402
 from support.servers import RedisServer, free_port, wait_for  # noqa: E402
 
 SECRET = "bench-secret-" + "0" * 20

@@ -29,7 +29,7 @@ def prepare(process_type: str) -> config_module.Config:
     if "prometheus_client.values" in sys.modules and already != metrics_dir:
         raise RuntimeError("prometheus_client was imported before shared.bootstrap.prepare()")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from . import metricsdir  # prometheus_client is imported from here on
+    from .metrics import directory as metricsdir  # prometheus_client is imported from here on
 
     metricsdir.use_instance_ids()
     metricsdir.register(metrics_dir, process_type)

@@ -10,11 +10,11 @@ import time
 
 from . import __version__
 from . import config as config_module
-from .admin_password import AdminPassword, AdminPasswordError, validate
 from .errors import ConfigError
 from .keys import Keys
 from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
-from .tokens import SCOPES, TokenError, TokenStore
+from .stores.admin_password import AdminPassword, AdminPasswordError, validate
+from .stores.tokens import SCOPES, TokenError, TokenStore
 
 
 def _when(ts: float | None) -> str:

@@ -78,7 +78,7 @@ def _token(text: str) -> str:
 
 
 def _scopes(text: str) -> tuple[str, ...]:
-    from .tokens import SCOPES
+    from .stores.tokens import SCOPES
 
     scopes = tuple(s.strip() for s in text.split(",") if s.strip())
     unknown = [s for s in scopes if s not in SCOPES]

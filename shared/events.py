@@ -12,12 +12,10 @@ import uuid
 import redis
 from rq import Queue
 
-from . import metrics
+from .event_names import EVENTS
 from .keys import Keys
+from .metrics import definitions as metrics
 
-EVENTS = ("messageNew", "messageDeleted", "messageUpdated", "mailboxNew", "mailboxDeleted",
-          "mailboxReset", "authenticationError", "authenticationSuccess", "connectError",
-          "accountInitialized", "accountAdded", "accountDeleted", "test")
 DELIVER = "workers.webhooks.delivery.deliver"  # the job function, imported by the worker only
 
 

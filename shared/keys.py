@@ -15,7 +15,7 @@ class Keys:
         self.settings = base + "settings"  # hash setting name -> JSON value (the /v1/settings store)
         self.webhook_error = base + "webhook-error"  # JSON of the last final delivery failure
         self.accounts = base + "accounts"  # zset account id -> created (unix time)
-        self.account_changes = base + "account-changes"  # pub/sub channel, see shared.accounts
+        self.account_changes = base + "account-changes"  # pub/sub channel, see shared.stores.accounts
         self.admin_password = base + "admin-password"  # scrypt record of the admin pages' password
         self._base = base
 

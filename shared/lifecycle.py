@@ -16,10 +16,11 @@ import time
 
 import redis
 
-from . import metrics, metricsdir
 from .config import Config
 from .heartbeats import Heartbeats
 from .keys import Keys
+from .metrics import definitions as metrics
+from .metrics import directory as metricsdir
 from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
 from .secret import check_shared_secret, service_secret
 

@@ -68,7 +68,7 @@ def web(spawn, env):
 def api(web, conn):
     """api(method, path, **kwargs): a request to the web process with an `api`-scope token."""
     from shared.keys import Keys
-    from shared.tokens import TokenStore
+    from shared.stores.tokens import TokenStore
 
     token = TokenStore(conn, Keys("")).issue(("api",))
     session = requests.Session()

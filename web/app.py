@@ -6,13 +6,13 @@ import logging
 
 from flask import Flask
 
-from shared.accounts import AccountStore
 from shared.config import Config
 from shared.heartbeats import Heartbeats
 from shared.keys import Keys
 from shared.redis_conn import TRANSIENT_ERRORS, connect
 from shared.secret import service_secret
-from shared.tokens import TokenStore
+from shared.stores.accounts import AccountStore
+from shared.stores.tokens import TokenStore
 
 from . import admin, api, health, metrics_view
 from .auth import error_response

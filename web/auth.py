@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
-from shared.tokens import Token
+from shared.stores.tokens import Token
 
 
 def error_response(status: int, error: str, message: str, extra: dict | None = None, **headers):

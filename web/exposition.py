@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from prometheus_client.utils import floatToGoString
 
-from shared import metrics
-from shared.events import EVENTS
+from shared.event_names import EVENTS
+from shared.metrics import definitions as metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",

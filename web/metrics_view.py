@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry
 
-from shared import metrics
-from shared.metrics_archive import fold
+from shared.metrics import definitions as metrics
+from shared.metrics.archive import fold
 
 from .auth import require_scope
 from .collectors.imap_accounts import ImapConnectionsCollector

@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.accounts import AccountStore
 from shared.keys import Keys
+from shared.stores.accounts import AccountStore
 from support.admin import set_password
 from support.imap_fixtures import delivering, dovecot, imap_env, receiver  # noqa: F401
 

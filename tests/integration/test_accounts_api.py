@@ -8,8 +8,8 @@ import time
 import pytest
 from rq.job import Job
 
-from shared.accounts import AccountStore
-from shared.credentials import CredentialsUnreadable
+from shared.stores.accounts import AccountStore
+from shared.stores.credentials import CredentialsUnreadable
 from support.webhooks import KEYS, counter, metric_samples, notify_queue
 
 PASSWORD = "s3cret-Passw0rd"

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.admin import csrf_of, logged_in, login, post_form
 
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -12,7 +12,7 @@ import requests
 from rq import Queue
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.admin import PASSWORD, csrf_of, logged_in, login, post_form, set_password
 from support.servers import ROOT
 from support.webhooks import add_failed_job, notify_queue
@@ -222,7 +222,7 @@ def test_send_test_webhook_enqueues_a_test_event(admin, conn):
 
 
 def test_last_webhook_error_is_shown(admin, conn):
-    from shared.settings import error_flag
+    from shared.stores.settings import error_flag
 
     flag = error_flag("messageNew", "HTTP 500 (not 2xx)", "https://example.com/x", 500)
     conn.set(Keys().webhook_error, flag)
@@ -341,7 +341,7 @@ def test_overview_counts_webhook_attempts_of_the_last_hour(admin, conn, spawn, e
 
 
 def test_attempt_counts_leave_the_window_after_an_hour(conn):
-    from shared import webhook_stats
+    from shared.stores import webhook_stats
 
     keys, now = Keys(), 1_800_000_000.0
     pipe = conn.pipeline()

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from shared.admin_password import check_password
 from shared.keys import Keys
+from shared.stores.admin_password import check_password
 from support.servers import ROOT
 
 

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.scrape import parse, scrape_text, value
 from support.servers import wait_for
 

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from shared import metricsdir
 from shared.keys import Keys
-from shared.metrics_archive import ARCHIVE_NAME, SET_ASIDE_DIR, Archive, read_file
-from shared.tokens import TokenStore
+from shared.metrics import directory as metricsdir
+from shared.metrics.archive import ARCHIVE_NAME, SET_ASIDE_DIR, Archive, read_file
+from shared.stores.tokens import TokenStore
 from support.scrape import parse, scrape_text, value
 from support.servers import Process, start_web, wait_for
 

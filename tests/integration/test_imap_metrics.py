@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.imap import add_account, store, wait_state
 from support.scrape import parse, scrape_text, value
 from support.servers import wait_for

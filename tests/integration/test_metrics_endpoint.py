@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.scrape import CONTRACT, parse, scrape_text, types, value
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from shared.keys import Keys
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.monitoring import (
     PROMETHEUS_SERIES,
     alert_expressions,

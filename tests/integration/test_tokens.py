@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.keys import Keys
-from shared.tokens import TokenError, TokenStore, hash_token
+from shared.stores.tokens import TokenError, TokenStore, hash_token
 from support.servers import ROOT
 
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 
 from shared import __version__
-from shared.settings import SettingsStore
+from shared.stores.settings import SettingsStore
 from support.receiver import Receiver
 from support.servers import wait_for
 from support.webhooks import KEYS, counter, emit_many, enable_webhooks, metric_samples, registry_ids

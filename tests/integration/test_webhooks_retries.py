@@ -6,8 +6,8 @@ import json
 
 from rq.job import Job
 
-from shared.settings import SettingsStore
-from shared.tokens import TokenStore
+from shared.stores.settings import SettingsStore
+from shared.stores.tokens import TokenStore
 from support.receiver import Receiver
 from support.scrape import parse, scrape_text
 from support.servers import wait_for

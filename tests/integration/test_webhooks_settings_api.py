@@ -6,7 +6,7 @@ import pytest
 import requests
 from rq.job import Job
 
-from shared.tokens import TokenStore
+from shared.stores.tokens import TokenStore
 from support.receiver import Receiver
 from support.servers import wait_for
 from support.webhooks import KEYS, counter, metric_samples, registry_ids

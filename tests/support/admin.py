@@ -7,8 +7,8 @@ import re
 import redis
 import requests
 
-from shared.admin_password import AdminPassword
 from shared.keys import Keys
+from shared.stores.admin_password import AdminPassword
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')

@@ -16,7 +16,8 @@ from shared import bootstrap
 def main() -> None:
     count, mode = int(sys.argv[1]), sys.argv[2]
     config = bootstrap.prepare("imap")
-    from shared import metrics, metricsdir
+    from shared.metrics import definitions as metrics
+    from shared.metrics import directory as metricsdir
 
     metrics.imap_responses.labels(response="OK", code="").inc(count)
     metrics.webhook_req.observe(count)

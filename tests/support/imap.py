@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from shared.accounts import AccountStore
 from shared.keys import Keys
+from shared.stores.accounts import AccountStore
 
 from .dovecot import Dovecot
 from .receiver import Receiver

@@ -16,8 +16,8 @@ from shared import bootstrap
 def main() -> None:
     count, gauge = int(sys.argv[1]), float(sys.argv[2])
     config = bootstrap.prepare("imap")
-    from shared import metrics
     from shared.lifecycle import Lifecycle
+    from shared.metrics import definitions as metrics
 
     lifecycle = Lifecycle(config, "imap")
     lifecycle.start()

@@ -9,7 +9,7 @@ from rq import Queue
 
 from shared.events import emit
 from shared.keys import Keys
-from shared.settings import SettingsStore
+from shared.stores.settings import SettingsStore
 
 KEYS = Keys("")
 

@@ -2,7 +2,13 @@
 
 import pytest
 
-from shared.admin_password import AdminPasswordError, check_password, fingerprint, hash_password, validate
+from shared.stores.admin_password import (
+    AdminPasswordError,
+    check_password,
+    fingerprint,
+    hash_password,
+    validate,
+)
 
 FAST = {"n": 2**10}  # the real cost is N=2**15; these tests only need the format and the logic
 

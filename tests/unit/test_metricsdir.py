@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-from shared import metricsdir
+from shared.metrics import directory as metricsdir
 
 
 def test_own_instance_is_alive():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import SettingsError, validate
+from shared.stores.settings import SettingsError, validate
 from workers.webhooks.delivery import target_url
 from workers.webhooks.egress import EgressRefused, check_address, check_host
 from workers.webhooks.jobs import backoff

@@ -9,9 +9,9 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 
 from shared import events
-from shared.account_input import ACCOUNT_ID
-from shared.accounts import AccountExists, AccountStore
 from shared.errors import InputError
+from shared.stores.account_input import ACCOUNT_ID
+from shared.stores.accounts import AccountExists, AccountStore
 
 from . import blueprint
 

@@ -6,7 +6,7 @@ import secrets
 
 from flask import g, make_response, redirect, render_template, request, url_for
 
-from shared.admin_password import MAX_LENGTH, check_password
+from shared.stores.admin_password import MAX_LENGTH, check_password
 
 from . import blueprint
 from .guard import end_session, safe_next, sessions, set_cookie, start_session

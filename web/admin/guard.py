@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 
-from shared.admin_password import AdminPassword, fingerprint
+from shared.stores.admin_password import AdminPassword, fingerprint
 
 from . import blueprint
 from .sessions import COOKIE, COOKIE_PATH, Session, SessionStore, tokens_match

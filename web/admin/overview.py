@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from flask import current_app, redirect, render_template, url_for
 
-from shared import webhook_stats
 from shared.keys import QUEUE_NAMES
-from shared.metrics import QUEUE_STATES
+from shared.metrics.definitions import QUEUE_STATES
+from shared.stores import webhook_stats
 
 from ..collectors.queues import queue_sizes
 from ..collectors.redis_info import memory_limit

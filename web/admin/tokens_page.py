@@ -9,7 +9,7 @@ import re
 
 from flask import current_app, redirect, render_template, request, url_for
 
-from shared.tokens import TokenError, TokenStore
+from shared.stores.tokens import TokenError, TokenStore
 
 from . import blueprint
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 
 from shared import events
-from shared.settings import SettingsError, SettingsStore
+from shared.stores.settings import SettingsError, SettingsStore
 
 from . import blueprint
 

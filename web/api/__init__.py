@@ -7,8 +7,8 @@ import re
 from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 
-from shared import metrics
 from shared.errors import InputError
+from shared.metrics import definitions as metrics
 
 from ..auth import error_response, require_scope
 

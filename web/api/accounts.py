@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from shared import events
-from shared.accounts import AccountExists, AccountStore
 from shared.errors import InputError
+from shared.stores.accounts import AccountExists, AccountStore
 
 from ..auth import error_response
 from . import blueprint

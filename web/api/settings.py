@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from shared import events
-from shared.settings import SettingsStore
+from shared.stores.settings import SettingsStore
 
 from ..auth import error_response
 from . import blueprint

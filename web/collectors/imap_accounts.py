@@ -15,7 +15,7 @@ import logging
 import redis
 from prometheus_client.core import GaugeMetricFamily
 
-from shared.accounts import AccountStore
+from shared.stores.accounts import AccountStore
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"

@@ -1,7 +1,7 @@
 """Every process's metrics on this host: the archive of dead ones plus the live files.
 
 Like prometheus_client's MultiProcessCollector, but reading the archive that folding maintains
-(shared/metrics_archive.py) under the directory's shared lock, skipping files already folded,
+(shared/metrics/archive.py) under the directory's shared lock, skipping files already folded,
 and skipping (not failing on) a corrupt file: one bad file never breaks /metrics.
 """
 
@@ -15,8 +15,9 @@ import threading
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from shared import metrics, metricsdir
-from shared.metrics_archive import Archive, CorruptFile, read_file
+from shared.metrics import definitions as metrics
+from shared.metrics import directory as metricsdir
+from shared.metrics.archive import Archive, CorruptFile, read_file
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()

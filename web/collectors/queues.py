@@ -15,7 +15,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegi
 from rq.suspension import is_suspended
 
 from shared.keys import QUEUE_NAMES, Keys
-from shared.metrics import QUEUE_STATES
+from shared.metrics.definitions import QUEUE_STATES
 
 
 def queue_sizes(conn: redis.Redis, keys: Keys, now: float | None = None) -> dict[str, dict[str, int]]:

@@ -7,7 +7,7 @@ import time
 from prometheus_client.core import GaugeMetricFamily
 
 from shared.heartbeats import RECENT, Heartbeats, is_live
-from shared.metrics import PROCESS_TYPES
+from shared.metrics.definitions import PROCESS_TYPES
 
 
 def live_counts(heartbeats: Heartbeats, interval: float) -> tuple[dict, int]:

@@ -17,7 +17,7 @@ from imapclient import IMAPClient, exceptions, imap4, tls
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from shared import metrics
+from shared.metrics import definitions as metrics
 
 # Response codes of RFC 3501/5530/4315/7162 and common vendor codes; any other becomes "OTHER",
 # so a server cannot grow the label set without bound.

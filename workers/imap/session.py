@@ -22,10 +22,10 @@ import gevent
 import gevent.event
 import redis
 
-from shared.accounts import AccountStore
-from shared.credentials import CredentialsUnreadable
 from shared.events import emit
 from shared.keys import Keys
+from shared.stores.accounts import AccountStore
+from shared.stores.credentials import CredentialsUnreadable
 
 from . import client as imap
 from .sync import AccountSync

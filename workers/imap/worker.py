@@ -26,11 +26,11 @@ import gevent.event
 import gevent.pool
 import redis
 
-from shared import metrics
-from shared.accounts import AccountStore
 from shared.heartbeats import Heartbeats, is_live
 from shared.keys import Keys
+from shared.metrics import definitions as metrics
 from shared.secret import service_secret
+from shared.stores.accounts import AccountStore
 
 from .leases import Leases, fair_share
 from .session import Session, SessionSettings

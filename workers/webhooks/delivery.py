@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from shared import metrics
+from shared.metrics import definitions as metrics
 
 from .client import TransportError, WebhookClient
 from .egress import EgressRefused

@@ -34,9 +34,9 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegi
 from rq.results import Result
 from rq.utils import now, utcformat
 
-from shared import settings as settings_module
-from shared import webhook_stats
 from shared.keys import Keys
+from shared.stores import settings as settings_module
+from shared.stores import webhook_stats
 
 from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
 

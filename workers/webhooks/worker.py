@@ -29,7 +29,8 @@ from rq import SimpleWorker
 from rq.suspension import is_suspended
 from rq.worker import WorkerStatus
 
-from shared import __version__, metrics
+from shared import __version__
+from shared.metrics import definitions as metrics
 from shared.redis_conn import TRANSIENT_ERRORS, connect
 from shared.secret import service_secret
 

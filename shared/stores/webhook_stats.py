@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from .keys import Keys
+from ..keys import Keys
 
 WINDOW_MINUTES = 60
 KEEP_SECONDS = (WINDOW_MINUTES + 2) * 60

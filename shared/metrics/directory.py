@@ -9,7 +9,7 @@ exactly when /proc shows that pid with that start time.
 Each instance also leaves a marker `proc_<instance>.json` (its type). A clean exit removes its
 live gauge files and its marker; a marker whose instance is gone means the process died without
 a clean exit (SIGKILL, OOM), which is counted in `thread_stops` once by whoever folds it
-(shared/metrics_archive.py). Markers are `.json`, so no metrics collector ever reads them.
+(shared/metrics/archive.py). Markers are `.json`, so no metrics collector ever reads them.
 """
 
 from __future__ import annotations

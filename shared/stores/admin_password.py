@@ -13,7 +13,7 @@ import secrets
 
 import redis
 
-from .keys import Keys
+from ..keys import Keys
 
 N, R, P = 2**15, 8, 1  # ~32 MiB and ~0.1 s per hash: slow for guessing, fine for a login
 MAXMEM = 64 * 1024 * 1024

@@ -2,7 +2,7 @@
 
 prometheus_client never removes the files of a dead process, and every scrape reads every file.
 Here the counters, histograms and summaries of instances that are gone (clean exit, SIGKILL, OOM,
-a pid since reused: see shared/metricsdir.py) are added into `archive.json`, and their files are
+a pid since reused: see shared/metrics/directory.py) are added into `archive.json`, and their files are
 deleted. Their live gauges are dropped, as prometheus_client's `mark_process_dead` would.
 
 Why no scrape sees a sum dip or double:
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.mmap_dict import MmapedDict
 
-from . import metricsdir
+from . import directory as metricsdir
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 import os
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # pragma: no cover - a programming error
-    raise RuntimeError("call shared.bootstrap.prepare() before importing shared.metrics")
+    raise RuntimeError("call shared.bootstrap.prepare() before importing shared.metrics.definitions")
 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 

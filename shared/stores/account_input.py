@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from .errors import InputError
+from ..errors import InputError
 from .settings import boolean, webhook_url
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")  # safe in URLs and Redis keys

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .keys import Keys
+from ..keys import Keys
 
 SCOPES = ("*", "api", "metrics")
 TOKEN_RE = re.compile(r"[0-9a-f]{64}")

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import redis
 
-from .errors import InputError
-from .events import EVENTS
-from .keys import Keys
+from ..errors import InputError
+from ..event_names import EVENTS
+from ..keys import Keys
 
 DEFAULTS = {"webhooks": "", "webhooksEnabled": False, "webhookEvents": ["*"]}
 MAX_URL_LENGTH = 2048

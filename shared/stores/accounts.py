@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import redis
 
+from ..keys import Keys
 from . import account_input
 from .credentials import Cipher
-from .keys import Keys
 
 STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
           "disconnected", "unset")
