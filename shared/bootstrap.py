@@ -17,8 +17,12 @@ from . import config as config_module
 from .errors import ConfigError
 
 
-def prepare(process_type: str) -> config_module.Config:
-    """Load configuration and make the metrics directory ready; raises ConfigError."""
+def prepare(process_type: str, register: bool = True) -> config_module.Config:
+    """Load configuration and make the metrics directory ready; raises ConfigError.
+
+    register=False for a helper process that is not a worker (the web process's folder): it
+    leaves no marker, so its end is never counted as a process that died.
+    """
     config = config_module.load()
     logging.basicConfig(
         level=config.LOG_LEVEL,
@@ -32,7 +36,8 @@ def prepare(process_type: str) -> config_module.Config:
     from .metrics import directory as metricsdir  # prometheus_client is imported from here on
 
     metricsdir.use_instance_ids()
-    metricsdir.register(metrics_dir, process_type)
+    if register:
+        metricsdir.register(metrics_dir, process_type)
     return config
 
 

@@ -8,11 +8,14 @@ import hmac
 import sys
 import time
 
+import redis
+
 from . import __version__
 from . import config as config_module
 from .errors import ConfigError
 from .keys import Keys
-from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
+from .redis_conn import connect, wait_until_ready
+from .redis_errors import kind_of, message_of
 from .stores.admin_password import AdminPassword, AdminPasswordError, validate
 from .stores.tokens import SCOPES, TokenError, TokenStore
 
@@ -112,8 +115,8 @@ def main(argv=None) -> int:
     except (TokenError, AdminPasswordError) as exc:
         print(f"mailpulse: {exc}", file=sys.stderr)
         return 1
-    except TRANSIENT_ERRORS as exc:
-        print(f"mailpulse: Redis unavailable: {exc}", file=sys.stderr)
+    except redis.RedisError as exc:
+        print(f"mailpulse: Redis refused ({kind_of(exc)}): {message_of(exc)}", file=sys.stderr)
         return 1
     return 0
 

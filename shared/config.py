@@ -65,6 +65,23 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port (a comma-separated list of Sentinels)")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _master_name(text: str) -> str:
+    if text and not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        raise ValueError(f"{text!r} may only hold letters, digits and _ . : -")
+    return text
+
+
 def _prefix(text: str) -> str:
     if text and not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
         raise ValueError(f"{text!r} may only hold letters, digits and _ . : -")
@@ -137,6 +154,10 @@ SETTINGS = (
             "headers trusted from TRUSTED_PROXY: x-forwarded-for/-proto/-host/-port, or forwarded"),
     Setting("REDIS_URL", _redis_url, "redis://127.0.0.1:6479/0",
             "Redis to use; the default is the embedded one the Procfile starts"),
+    Setting("REDIS_SENTINELS", _sentinels, "",
+            "Redis Sentinels (host:port, comma-separated) that name the master; REDIS_URL then gives "
+            "only the password and db"),
+    Setting("REDIS_SENTINEL_MASTER", _master_name, "", "the master's name as the Sentinels know it"),
     Setting("REDIS_PREFIX", _prefix, "", "prefix for every key, to share one Redis between installs"),
     Setting("REDIS_WAIT_SECONDS", _positive_float, "30",
             "how long a starting process waits for Redis to answer"),
@@ -195,10 +216,20 @@ def load(env: dict[str, str] | None = None, dotenv_path: str = ".env") -> Config
             config[setting.name] = setting.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{setting.name}: {exc}") from None
+    _check_sentinel_settings(config)
     config["VAR_DIR"] = os.path.abspath(config.VAR_DIR)
     config["PROMETHEUS_MULTIPROC_DIR"] = os.path.abspath(
         config.PROMETHEUS_MULTIPROC_DIR or os.path.join(config.VAR_DIR, "metrics"))
     return config
+
+
+def _check_sentinel_settings(config: Config) -> None:
+    if config.REDIS_SENTINELS and not config.REDIS_SENTINEL_MASTER:
+        raise ConfigError("REDIS_SENTINEL_MASTER: must be set when REDIS_SENTINELS is (the master's name)")
+    if config.REDIS_SENTINEL_MASTER and not config.REDIS_SENTINELS:
+        raise ConfigError("REDIS_SENTINELS: must list the Sentinels (host:port) with REDIS_SENTINEL_MASTER")
+    if config.REDIS_SENTINELS and config.REDIS_URL.startswith("unix:"):
+        raise ConfigError("REDIS_URL: a unix:// URL cannot be combined with REDIS_SENTINELS")
 
 
 def describe() -> str:

@@ -21,7 +21,9 @@ from .heartbeats import Heartbeats
 from .keys import Keys
 from .metrics import definitions as metrics
 from .metrics import directory as metricsdir
-from .redis_conn import TRANSIENT_ERRORS, connect, wait_until_ready
+from .redis_conn import connect, wait_until_ready
+from .redis_errors import kind_of
+from .redis_trouble import RedisTrouble, retry_until_done
 from .secret import check_shared_secret, service_secret
 
 log = logging.getLogger(__name__)
@@ -40,28 +42,32 @@ class Lifecycle:
         self._info_json = ""
 
     def start(self) -> None:
-        """Raises ConfigError when Redis never answers or the service secret disagrees."""
+        """Raises ConfigError when Redis never answers or the service secret disagrees.
+
+        A Redis that answers but refuses (a full disk, maxmemory, an ACL) is waited out.
+        """
         wait_until_ready(self.redis, self.config)
-        check_shared_secret(self.redis, self.keys, service_secret(self.config))
+        secret = service_secret(self.config)
+        retry_until_done("start", self.process_type,
+                         lambda: check_shared_secret(self.redis, self.keys, secret), logger=log)
         metrics.safely(metrics.thread_starts.inc)
-        self.worker_id = self.heartbeats.register(self.process_type, self.pid, self.started)
+        self.worker_id = retry_until_done(
+            "start", self.process_type,
+            lambda: self.heartbeats.register(self.process_type, self.pid, self.started), logger=log)
         self._info_json = json.dumps({"type": self.process_type, "host": socket.gethostname(),
                                       "pid": self.pid, "started": self.started})
         log.info("%s process started (pid %d)", self.process_type, self.pid)
 
     def heartbeat_loop(self, stop: threading.Event) -> None:
-        """Beat every HEARTBEAT_INTERVAL until `stop` is set; a lost Redis is retried."""
-        failing = False
+        """Beat every HEARTBEAT_INTERVAL until `stop` is set; every Redis error is retried."""
+        trouble = RedisTrouble("heartbeat", self.process_type, log)
         while not stop.wait(self.config.HEARTBEAT_INTERVAL):
             try:
                 self.heartbeats.beat(self.worker_id, self._info_json)
-                if failing:
-                    log.info("Redis is back")
-                    failing = False
             except redis.RedisError as exc:  # whatever it is, a heartbeat must not end silently
-                if not failing:
-                    log.warning("Redis unavailable, retrying: %s", exc)
-                    failing = True
+                trouble.failed(exc)
+            else:
+                trouble.succeeded()
 
     def stop(self) -> None:
         metrics.safely(metrics.thread_stops.inc)
@@ -69,6 +75,7 @@ class Lifecycle:
         if self.worker_id:
             try:
                 self.heartbeats.unregister(self.worker_id)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("could not remove heartbeat (Redis unavailable): %s", exc)
+            except redis.RedisError as exc:
+                log.warning("could not remove heartbeat (Redis unavailable: %s); it expires by itself",
+                            kind_of(exc))
         log.info("%s process stopped", self.process_type)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import threading
@@ -43,9 +44,27 @@ def create_server(app, config):
 
 
 def install_prepared_token(app, config) -> None:
+    from shared.redis_trouble import retry_until_done
+
     if config.PREPARED_TOKEN:
-        app.config["TOKENS"].install(config.PREPARED_TOKEN, config.PREPARED_TOKEN_SCOPES, "prepared token")
+        retry_until_done("prepared token", "web", lambda: app.config["TOKENS"].install(
+            config.PREPARED_TOKEN, config.PREPARED_TOKEN_SCOPES, "prepared token"), logger=log)
         log.info("prepared token installed (scopes %s)", ",".join(config.PREPARED_TOKEN_SCOPES))
+
+
+def loud(target, failed: list):
+    """A background thread's target that, should it ever raise, stops the process non-zero (its
+    supervisor restarts it) rather than living on without the thread."""
+
+    def run(*args):
+        try:
+            target(*args)
+        except Exception:
+            log.exception("%s failed; stopping the web process", getattr(target, "__name__", target))
+            failed.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return run
 
 
 def main() -> None:
@@ -65,9 +84,14 @@ def main() -> None:
         install_prepared_token(app, config)
     except ConfigError as exc:
         bootstrap.exit_on_config_error(exc)
-    stop = threading.Event()
-    beats = threading.Thread(target=lifecycle.heartbeat_loop, args=(stop,), name="heartbeat", daemon=True)
+    from web.folding import FolderProcess
+
+    stop, failed = threading.Event(), []
+    beats = threading.Thread(target=loud(lifecycle.heartbeat_loop, failed), args=(stop,), name="heartbeat",
+                             daemon=True)
     beats.start()
+    folder = FolderProcess()
+    folder.start()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     log.info("listening on http://%s:%d", config.HOST, config.PORT)
@@ -81,7 +105,10 @@ def main() -> None:
         stop.set()
         server.close()
         server.task_dispatcher.shutdown(timeout=5)
+        folder.stop()
         lifecycle.stop()
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

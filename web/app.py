@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+import threading
 
-from flask import Flask
+import redis
+from flask import Flask, current_app
 
 from shared.config import Config
 from shared.heartbeats import Heartbeats
 from shared.keys import Keys
-from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.redis_conn import connect
+from shared.redis_errors import kind_of
+from shared.redis_trouble import RedisTrouble
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.tokens import TokenStore
 
 from . import admin, api, health, metrics_view
-from .auth import error_response
+from .auth import VerifiedTokens, error_response
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +31,24 @@ def create_app(config: Config) -> Flask:
     secret = service_secret(config)
     app.config.update(MAILPULSE=config, REDIS=conn, KEYS=keys, TOKENS=TokenStore(conn, keys),
                       HEARTBEATS=Heartbeats(conn, keys), ACCOUNTS=AccountStore(conn, keys, secret),
-                      SERVICE_SECRET=secret, JSON_SORT_KEYS=False)
+                      SERVICE_SECRET=secret, JSON_SORT_KEYS=False,
+                      REQUEST_TROUBLE=RedisTrouble("requests", "web", log), VERIFIED_TOKENS=VerifiedTokens())
+    app.config["COLLECTORS"] = metrics_view.make_collectors(app.config)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)
     api.install(app)
     admin.install(app)
 
-    for error in TRANSIENT_ERRORS:
-        app.register_error_handler(error, redis_unavailable)
+    app.register_error_handler(redis.RedisError, redis_unavailable)
     return app
 
 
-def redis_unavailable(exc):
-    log.warning("Redis unavailable: %s", exc)
-    return error_response(503, "Service Unavailable", "Redis is unavailable; try again shortly")
+def redis_unavailable(exc: redis.RedisError):
+    """Any Redis error a request meets: 503 naming its kind (never the Redis address)."""
+    with _trouble_lock:
+        current_app.config["REQUEST_TROUBLE"].failed(exc)
+    return error_response(503, "Service Unavailable",
+                          f"Redis is unavailable ({kind_of(exc)}); try again shortly")
+
+
+_trouble_lock = threading.Lock()

@@ -1,10 +1,25 @@
-"""Bearer-token authentication for /metrics and /v1/* (DESIGN section 5)."""
+"""Bearer-token authentication for /metrics and /v1/* (DESIGN section 5).
+
+Checking a token only reads Redis. Recording its last use is best effort: a Redis that refuses
+writes (a full disk, maxmemory, an ACL) never turns a valid token away. While Redis cannot be
+read at all, a token this process verified within the last VERIFIED_FOR seconds is still
+accepted, so /metrics keeps serving the process metrics through an outage or a failover. Once
+Redis answers, every token is checked there again (a revoked one is refused at once).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import redis
 from flask import current_app, jsonify, request
 
-from shared.stores.tokens import Token
+from shared.redis_trouble import RedisTrouble
+from shared.stores.tokens import Token, hash_token
+
+VERIFIED_FOR = 600.0  # seconds a verified token outlives a Redis that cannot be read
+MAX_REMEMBERED = 1000
 
 
 def error_response(status: int, error: str, message: str, extra: dict | None = None, **headers):
@@ -24,14 +39,61 @@ def presented_token() -> str | None:
     return request.args.get("access_token")
 
 
+class VerifiedTokens:
+    """Tokens verified lately, by hash: consulted only when Redis cannot be read."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[Token, float]] = {}
+        self.last_use = RedisTrouble("token last-use update", "web")
+
+    def remember(self, token: Token) -> None:
+        with self._lock:
+            if len(self._seen) >= MAX_REMEMBERED:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[token.hash] = (token, time.monotonic())
+
+    def recall(self, presented: str | None) -> Token | None:
+        if not presented:
+            return None
+        with self._lock:
+            found = self._seen.get(hash_token(presented))
+        if found is None or time.monotonic() - found[1] > VERIFIED_FOR:
+            return None
+        return found[0]
+
+    def record_use(self, store, token: Token, ip: str | None) -> None:
+        try:
+            store.record_use(token, ip)
+        except redis.RedisError as exc:
+            with self._lock:
+                self.last_use.failed(exc)
+        else:
+            if self.last_use.kind is not None:
+                with self._lock:
+                    self.last_use.succeeded()
+
+
 def require_scope(scope: str) -> tuple[Token | None, object | None]:
-    """(token, None) when allowed, else (None, the 401/403 response to send)."""
-    store = current_app.config["TOKENS"]
-    token = store.verify(presented_token())
+    """(token, None) when allowed, else (None, the 401/403 response to send).
+
+    Raises redis.RedisError (503) when Redis cannot be read and the token was not verified lately.
+    """
+    store, verified = current_app.config["TOKENS"], current_app.config["VERIFIED_TOKENS"]
+    presented = presented_token()
+    try:
+        token = store.verify(presented)
+    except redis.RedisError:
+        token = verified.recall(presented)
+        if token is None:
+            raise
+    else:
+        if token is not None:
+            verified.remember(token)
+            verified.record_use(store, token, request.remote_addr)
     if token is None:
         return None, error_response(401, "Unauthorized", "Missing or invalid access token",
                                     **{"WWW-Authenticate": "Bearer"})
-    store.record_use(token, request.remote_addr)
     if not token.allows(scope):
         return None, error_response(403, "Forbidden", f"This token does not have the {scope!r} scope")
     return token, None

@@ -18,13 +18,14 @@ from shared.metrics import definitions as metrics
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
           "summary": "summary", "unknown": "untyped", "untyped": "untyped"}
-ALWAYS_SHOWN = (metrics.thread_starts, metrics.thread_stops, metrics.api_call,
-                    metrics.imap_connections, metrics.imap_responses, metrics.imap_bytes_sent,
-                    metrics.imap_bytes_received, metrics.webhooks, metrics.events,
-                    metrics.webhook_req, metrics.queues_processed, metrics.metric_files_corrupt)
+CONTRACT = (metrics.thread_starts, metrics.thread_stops, metrics.api_call,
+            metrics.imap_connections, metrics.imap_responses, metrics.imap_bytes_sent,
+            metrics.imap_bytes_received, metrics.webhooks, metrics.events,
+            metrics.webhook_req, metrics.queues_processed)
+OWN = (metrics.metric_files_corrupt, metrics.redis_errors, metrics.redis_failing, metrics.scrape_errors)
+ALWAYS_SHOWN = CONTRACT + OWN
 # Counters named as EmailEngine names them, without `_total`; our own counters keep the suffix.
-LEGACY_COUNTERS = {m._name for m in ALWAYS_SHOWN if m._type == "counter"} - {
-    metrics.metric_files_corrupt._name}
+LEGACY_COUNTERS = {m._name for m in CONTRACT if m._type == "counter"}
 # Label sets known in advance get a 0 sample, so rate() and alerts see the series from the start.
 KNOWN_SERIES = {
     "imap_connections": [{"status": s} for s in metrics.IMAP_STATES],

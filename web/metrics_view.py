@@ -1,31 +1,28 @@
-"""GET /metrics: every process's metrics on this host, plus Redis, queue and worker gauges."""
+"""GET /metrics: every process's metrics on this host, plus Redis, queue and worker gauges.
+
+A scrape only reads: the metric files and the archive (folded in the background by the folder
+child, web/folding.py), and Redis. Each collector is guarded: one that cannot read its part
+(Redis down, an ACL, a bug) leaves out only its families, and the process metrics are served
+whenever their files are readable.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry
 
-from shared.metrics import definitions as metrics
-from shared.metrics.archive import fold
-
 from .auth import require_scope
+from .collectors.guarded import Guarded
 from .collectors.imap_accounts import ImapConnectionsCollector
-from .collectors.multiprocess import FoldedMultiProcessCollector, report_corrupt
+from .collectors.multiprocess import FoldedMultiProcessCollector
 from .collectors.queues import QueueCollector
-from .collectors.redis_info import RedisCollector
+from .collectors.redis_info import REDIS_COLLECTORS
 from .collectors.workers import WorkersCollector
 from .exposition import CONTENT_TYPE, render
 
 blueprint = Blueprint("metrics", __name__)
-
-
-def fold_dead_processes(directory: str) -> None:
-    """Fold the files of processes that are gone; count the ones that died uncleanly, once."""
-    report = fold(directory)
-    for _ in report.crashed:
-        metrics.safely(metrics.thread_stops.inc)
-    for path in report.set_aside:
-        report_corrupt(path, "set aside")
+# The `collector` label of mailpulse_scrape_errors: this closed set.
+COLLECTORS = ("processes", "imap_connections", "queues", "workers", *REDIS_COLLECTORS)
 
 
 @blueprint.get("/metrics")
@@ -33,13 +30,19 @@ def metrics_endpoint():
     _, denied = require_scope("metrics")
     if denied is not None:
         return denied
-    cfg = current_app.config
-    fold_dead_processes(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
-    # A fresh registry per request: the multiprocess files are re-read at every scrape.
+    # A fresh registry per request (the multiprocess files are re-read at every scrape), over
+    # collectors made once: their error logs remember what they already said.
     registry = CollectorRegistry(auto_describe=False)
-    processes = FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
-    registry.register(ImapConnectionsCollector(processes, cfg["ACCOUNTS"]))
-    registry.register(RedisCollector(cfg["REDIS"]))
-    registry.register(QueueCollector(cfg["REDIS"], cfg["KEYS"]))
-    registry.register(WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))
+    for collector in current_app.config["COLLECTORS"]:
+        registry.register(collector)
     return Response(render(registry.collect()), content_type=CONTENT_TYPE)
+
+
+def make_collectors(cfg) -> list:
+    """The scrape's collectors, each guarded, for app.config["COLLECTORS"]."""
+    conn = cfg["REDIS"]
+    processes = Guarded("processes", FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR))
+    return [ImapConnectionsCollector(processes, cfg["ACCOUNTS"]),
+            *(Guarded(name, collector(conn)) for name, collector in REDIS_COLLECTORS.items()),
+            Guarded("queues", QueueCollector(conn, cfg["KEYS"])),
+            Guarded("workers", WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))]

@@ -1,22 +1,16 @@
-"""Folding dead processes' metric files into one per-host archive, so scrapes stay fast and exact.
+"""The per-host archive of dead processes' metrics, and the reading of prometheus_client's files.
 
 prometheus_client never removes the files of a dead process, and every scrape reads every file.
-Here the counters, histograms and summaries of instances that are gone (clean exit, SIGKILL, OOM,
-a pid since reused: see shared/metrics/directory.py) are added into `archive.json`, and their files are
-deleted. Their live gauges are dropped, as prometheus_client's `mark_process_dead` would.
-
-Why no scrape sees a sum dip or double:
-- folding holds the directory lock exclusively; a scrape holds it shared while it reads the
-  archive and the files, so it sees everything either before or after a fold, never half of one;
-- the archive is replaced atomically (write, fsync, rename) and lists the instances folded into
-  it; a scrape ignores files of listed instances, so a crash between writing the archive and
-  deleting the files double-counts nothing, and the next fold deletes those files;
-- an instance leaves the list once its files are gone, so the list stays small.
-Several processes may try to fold at once: the exclusive lock lets one do it, the others skip.
+So the counters, histograms and summaries of instances that are gone (clean exit, SIGKILL, OOM,
+a pid since reused: see shared/metrics/directory.py) are added into one `archive.json` and their
+files deleted (shared/metrics/folding.py says when and how, safely). The archive lists the
+instances folded into it; a scrape ignores files of listed instances, so a crash between saving
+the archive and deleting the files double-counts nothing. Live gauges of the dead are dropped, as
+prometheus_client's `mark_process_dead` would.
 """
-
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,8 +19,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from prometheus_client.mmap_dict import MmapedDict
-
-from . import directory as metricsdir
 
 log = logging.getLogger(__name__)
 
@@ -112,25 +104,29 @@ class Archive:
         return cached[1]
 
     def save(self, directory: str) -> None:
-        path = os.path.join(directory, ARCHIVE_NAME)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        """Replace the archive atomically; OSError (a full disk) leaves the old one in place."""
+        save_json(directory, ARCHIVE_NAME, {"folded": sorted(self.folded), "values": self.values})
+
+
+def save_json(directory: str, name: str, data) -> None:
+    """Write, fsync and rename into place, so readers see the old file or the new one, whole."""
+    path = os.path.join(directory, name)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
         with open(tmp, "w") as f:
-            json.dump({"folded": sorted(self.folded), "values": self.values}, f)
+            json.dump(data, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power loss
-        finally:
-            os.close(dir_fd)
-
-
-@dataclass
-class FoldReport:
-    crashed: list = field(default_factory=list)  # types of processes that died without clean exit
-    set_aside: list = field(default_factory=list)  # paths of corrupt files moved away
-    folded: int = 0  # instances folded
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power loss
+    finally:
+        os.close(dir_fd)
 
 
 def set_aside(directory: str, path: str) -> str:
@@ -139,65 +135,3 @@ def set_aside(directory: str, path: str) -> str:
     target = os.path.join(target_dir, os.path.basename(path))
     os.replace(path, target)
     return target
-
-
-def fold(directory: str) -> FoldReport:
-    """Fold every dead instance; skip (empty report) when another process is folding."""
-    report = FoldReport()
-    with metricsdir.locked(directory, exclusive=True, blocking=False) as acquired:
-        if not acquired:
-            return report
-        listing = metricsdir.listing(directory)
-        gone = [i for i in listing.files if not metricsdir.is_alive(i)]
-        if not gone and all(metricsdir.is_alive(i) for i in listing.markers) and _readable(directory):
-            return report  # the common case at a scrape: nothing died since the last fold
-        try:
-            archive = Archive.load(directory)
-        except CorruptFile as exc:
-            log.error("metrics archive unreadable, set aside and started anew: %s", exc)
-            report.set_aside.append(set_aside(directory, os.path.join(directory, ARCHIVE_NAME)))
-            archive = Archive()
-        files = listing.files
-        remembered = len(archive.folded)
-        archive.folded &= set(files)  # instances whose files are all gone need no memory
-        dead = [i for i in gone if i not in archive.folded]
-        for instance in dead:
-            for kind, path in files[instance]:
-                if kind not in KEPT:
-                    continue
-                try:
-                    archive.add(kind, read_file(path))
-                except CorruptFile as exc:
-                    log.error("corrupt metric file set aside: %s", exc)
-                    report.set_aside.append(set_aside(directory, path))
-        archive.folded |= set(dead)
-        if dead or len(archive.folded) != remembered:
-            archive.save(directory)
-        for instance in archive.folded:
-            for _, path in files[instance]:
-                metricsdir.remove(path)
-        for instance in listing.markers:
-            if metricsdir.is_alive(instance):
-                continue
-            marker = metricsdir.marker_path(directory, instance)
-            process_type = _marker_type(marker)
-            if metricsdir.remove(marker):  # the one remover counts it
-                report.crashed.append(process_type)
-        report.folded = len(dead)
-    return report
-
-
-def _readable(directory: str) -> bool:
-    try:
-        Archive.load_shared(directory)
-        return True
-    except CorruptFile:
-        return False
-
-
-def _marker_type(path: str) -> str:
-    try:
-        with open(path) as f:
-            return json.load(f).get("type", "")
-    except (OSError, ValueError, AttributeError):
-        return ""

@@ -42,6 +42,14 @@ queues_processed = Counter("queues_processed", "Queue job attempts", ["queue", "
 # Our own, beyond the contract.
 metric_files_corrupt = Counter("mailpulse_metric_files_corrupt",
                                "Corrupt multiprocess metric files found (skipped, set aside once dead)")
+# process: a process type; kind: one of shared.redis_errors.KINDS. Both closed sets.
+redis_errors = Counter("mailpulse_redis_errors", "Redis errors met, by process type and kind",
+                       ["process", "kind"])
+redis_failing = Gauge("mailpulse_redis_failing", "1 while some loop of a process fails with this kind",
+                      ["process", "kind"], multiprocess_mode="livemax")
+# collector: one of web/metrics_view.COLLECTORS.
+scrape_errors = Counter("mailpulse_scrape_errors", "Scrape-time collectors that could not read their part",
+                        ["collector"])
 
 
 def safely(record, *args, **kwargs) -> None:

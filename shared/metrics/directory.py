@@ -158,12 +158,13 @@ class Listing:
 
 
 @contextlib.contextmanager
-def locked(directory: str, exclusive: bool, blocking: bool = True):
-    """A directory-wide lock: shared for readers (scrapes), exclusive for folding.
+def locked(directory: str, exclusive: bool, blocking: bool = True, name: str = LOCK_NAME):
+    """A directory-wide lock: `.lock` is shared by scrapes while they read, exclusive for a fold
+    that waits them out (shared/metrics/folding.py); `name` picks another lock file.
 
     Yields False (without the lock) when not blocking and the lock is busy.
     """
-    fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
         try:

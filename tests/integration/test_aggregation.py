@@ -6,7 +6,7 @@ import pytest
 
 from shared.keys import Keys
 from shared.stores.tokens import TokenStore
-from support.scrape import parse, scrape_text, value
+from support.scrape import parse, scrape_text, scrape_until, value
 from support.servers import wait_for
 
 
@@ -23,7 +23,7 @@ def start_writer(spawn, env, count, gauge):
 
 def test_counters_sum_and_killed_process_gauges_go(web, spawn, env, token):
     writers = [start_writer(spawn, env, n, g) for n, g in ((3, 1), (5, 2), (7, 4))]
-    samples = parse(scrape_text(web.url, token))
+    samples = scrape_until(web.url, token, lambda s: value(s, "thread_starts") == 4, "the writers to show")
     assert value(samples, "imap_responses", response="OK", code="") == 15
     assert value(samples, "imap_connections", status="connected") == 7
     assert value(samples, "thread_starts") == 4  # web + three writers
@@ -33,7 +33,9 @@ def test_counters_sum_and_killed_process_gauges_go(web, spawn, env, token):
     samples = parse(scrape_text(web.url, token))
     assert value(samples, "imap_connections", status="connected") == 3  # its live gauge is gone
     assert value(samples, "imap_responses", response="OK", code="") == 15  # its counts stay
-    assert value(samples, "thread_stops") == 1  # counted once by the scrape that found it dead
+    # Its death is counted once, by the fold that finds it gone.
+    samples = scrape_until(web.url, token, lambda s: value(s, "thread_stops") == 1, "the death counted")
+    assert value(samples, "imap_responses", response="OK", code="") == 15
     samples = parse(scrape_text(web.url, token))
     assert value(samples, "thread_stops") == 1
 
@@ -47,8 +49,7 @@ def test_thread_starts_counts_every_start(web, spawn, env, token):
     for _ in range(3):
         start_writer(spawn, env, 1, 1).stop()
     start_writer(spawn, env, 1, 1)
-    samples = parse(scrape_text(web.url, token))
-    assert value(samples, "thread_starts") == 5
+    samples = scrape_until(web.url, token, lambda s: value(s, "thread_starts") == 5, "every start")
     assert value(samples, "thread_stops") == 3
     assert value(samples, "imap_responses", response="OK", code="") == 4
 

@@ -61,3 +61,21 @@ def types(text: str) -> dict:
 
 def value(samples: dict, name: str, **labels) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def scrape_until(base_url: str, token: str, check, what: str = "the metrics", timeout: float = 30.0) -> dict:
+    """Scrape until check(samples) holds; returns those samples.
+
+    A process shows in /metrics once the web process's folder has listed it (a pass every half
+    second), and one that lived less than that once it is folded: tests wait for both.
+    """
+    from .servers import wait_for
+
+    found = {}
+
+    def ready():
+        found["samples"] = parse(scrape_text(base_url, token))
+        return check(found["samples"])
+
+    wait_for(ready, timeout=timeout, interval=0.1, what=what)
+    return found["samples"]

@@ -14,15 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from urllib.parse import urlsplit
 
+import redis
 from flask import Flask, Response, request
 
-from shared.redis_conn import TRANSIENT_ERRORS
+from shared.redis_conn import connect
+from shared.redis_errors import kind_of
 
 from .guard import current_session, login_redirect, no_password_page, password_record
 
 log = logging.getLogger(__name__)
+_lock = threading.Lock()
 MOUNT = "/admin/rq"
 # rq-dashboard 0.9's read-only paths (below MOUNT): its pages and JSON under /<instance>/, its
 # files; every other path changes something (delete, requeue, empty, compact) whatever the method.
@@ -41,16 +45,23 @@ SECURITY_HEADERS = (
 )
 
 
-def make_dashboard(redis_url: str) -> Flask:
+def make_dashboard(config) -> Flask:
     import rq_dashboard
+    import rq_dashboard.web
     from rq_dashboard.web import setup_rq_connection
+
+    # rq-dashboard makes its clients from URLs (a new one per request, and no Sentinel with
+    # REDIS_SENTINELS, no ACL user name): it gets mailpulse's own client instead, through the one
+    # name it looks up (redis_sentinel_url's connect, which returns (sentinel, client)).
+    conn = connect(config)
+    rq_dashboard.web.from_url = lambda *_args, **_kwargs: (None, conn)
 
     # Its templates also ask the app for a `static` endpoint (the favicon): give it the same files
     # on another path, so that the blueprint's own /static route is the one that answers there.
     static = os.path.join(os.path.dirname(rq_dashboard.__file__), "static")
     dashboard = Flask("rq_dashboard_admin", static_folder=static, static_url_path="/app-static")
     dashboard.config.from_object(rq_dashboard.default_settings)
-    dashboard.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
+    dashboard.config["RQ_DASHBOARD_REDIS_URL"] = "redis://mailpulse/0"  # one instance; see from_url
     dashboard.register_blueprint(rq_dashboard.blueprint, url_prefix="")
     setup_rq_connection(dashboard)
     return dashboard
@@ -80,9 +91,10 @@ def refusal(app: Flask, environ, subpath: str) -> Response | None:
                 return Response(body, status, content_type="text/html; charset=utf-8")
             if current_session(record) is None:
                 return login_redirect(request.full_path.rstrip("?"))
-        except TRANSIENT_ERRORS as exc:
-            log.warning("Redis unavailable: %s", exc)
-            return plain("Redis is unavailable; try again shortly", 503)
+        except redis.RedisError as exc:
+            with _lock:
+                app.config["REQUEST_TROUBLE"].failed(exc)
+            return plain(f"Redis is unavailable ({kind_of(exc)}); try again shortly", 503)
         if request.method in SAFE_METHODS and READ_ONLY.fullmatch(subpath) is None:
             return plain("not a page of rq-dashboard; its actions need POST", 405, Allow="POST")
         if request.method not in SAFE_METHODS and not same_origin():
@@ -122,5 +134,5 @@ class RqMount:
 
 
 def mount_rq_dashboard(app: Flask) -> None:
-    dashboard = make_dashboard(app.config["MAILPULSE"].REDIS_URL)
+    dashboard = make_dashboard(app.config["MAILPULSE"])
     app.wsgi_app = RqMount(app, app.wsgi_app, dashboard)

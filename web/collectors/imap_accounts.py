@@ -15,6 +15,7 @@ import logging
 import redis
 from prometheus_client.core import GaugeMetricFamily
 
+from shared.metrics import definitions as metrics
 from shared.stores.accounts import AccountStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ImapConnectionsCollector:
             unheld = self.accounts.held(self.accounts.ids()).count(False)
         except redis.RedisError as exc:
             log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
+            metrics.safely(metrics.scrape_errors.labels(collector="imap_connections").inc)
             yield from families
             return
         yield from with_unheld(families, unheld)

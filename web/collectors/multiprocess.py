@@ -1,8 +1,10 @@
-"""Every process's metrics on this host: the archive of dead ones plus the live files.
+"""Every process's metrics on this host: the archive of dead ones plus the files of the rest.
 
-Like prometheus_client's MultiProcessCollector, but reading the archive that folding maintains
-(shared/metrics/archive.py) under the directory's shared lock, skipping files already folded,
-and skipping (not failing on) a corrupt file: one bad file never breaks /metrics.
+Like prometheus_client's MultiProcessCollector, but reading, under the directory's shared lock,
+the archive that folding maintains and the files of the instances its last pass listed
+(shared/metrics/folding.py), skipping instances already folded and skipping (not failing on) a
+corrupt file: one bad file never breaks /metrics. No directory listing, no process check: a
+scrape costs what the live processes cost, however many died since the last one.
 """
 
 from __future__ import annotations
@@ -17,21 +19,26 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from shared.metrics import definitions as metrics
 from shared.metrics import directory as metricsdir
-from shared.metrics.archive import Archive, CorruptFile, read_file
+from shared.metrics import folding
+from shared.metrics.archive import ARCHIVE_NAME, Archive, CorruptFile, read_file
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()
 _reported_lock = threading.Lock()
 
 
-def report_corrupt(path: str, error: object) -> None:
-    """Log and count each corrupt file once per web process (by name: setting aside moves it)."""
+def report_corrupt(path: str, error: object, count: bool = True) -> None:
+    """Log and count each corrupt file once per web process (by name: setting aside moves it).
+
+    count=False for the archive: the folder that sets it aside counts it (web/folding.py).
+    """
     with _reported_lock:
         if os.path.basename(path) in _reported:
             return
         _reported.add(os.path.basename(path))
     log.error("corrupt metric file skipped: %s", error)
-    metrics.safely(metrics.metric_files_corrupt.inc)
+    if count:
+        metrics.safely(metrics.metric_files_corrupt.inc)
 
 
 def _add(found: dict, kind: str, instance: str, entries) -> None:
@@ -69,14 +76,19 @@ class FoldedMultiProcessCollector:
             try:
                 archive = Archive.load_shared(self.directory)
             except CorruptFile as exc:  # folding sets it aside; until then, go on without it
-                report_corrupt(os.path.join(self.directory, "archive.json"), exc)
+                report_corrupt(os.path.join(self.directory, ARCHIVE_NAME), exc, count=False)
                 archive = Archive()
             for kind, table in archive.values.items():
                 _add(found, kind, "archive", ((k, v, ts) for k, (v, ts) in table.items()))
-            for instance, files in metricsdir.listing(self.directory).files.items():
+            for instance, files in folding.readable(self.directory).items():
                 if instance in archive.folded:
                     continue
+                alive = None
                 for kind, path in files:
+                    if kind.startswith("gauge_live"):  # a process gone since the last fold pass
+                        alive = metricsdir.is_alive(instance) if alive is None else alive
+                        if not alive:  # has no live gauges any more (its counters stay in)
+                            continue
                     try:
                         _add(found, kind, instance, read_file(path))
                     except FileNotFoundError:

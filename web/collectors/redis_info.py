@@ -1,4 +1,8 @@
-"""redis_* gauges from INFO, INFO commandstats, SLOWLOG LEN and one timed PING."""
+"""redis_* gauges from INFO, INFO commandstats, SLOWLOG LEN and one timed PING.
+
+Three collectors, one per command, so that an ACL forbidding one (or a Redis that is down)
+leaves out only that part's families (web/collectors/guarded.py).
+"""
 
 from __future__ import annotations
 
@@ -27,19 +31,39 @@ def memory_limit(info: dict) -> int:
     return info.get("maxmemory") or info.get("total_system_memory", 0)
 
 
-class RedisCollector:
+class RedisLatencyCollector:
+    """redis_latency: one PING round trip."""
+
     def __init__(self, conn: redis.Redis):
         self.conn = conn
 
     def collect(self):
         started = time.perf_counter_ns()
         self.conn.ping()
-        latency_ns = time.perf_counter_ns() - started
+        yield GaugeMetricFamily("redis_latency", "PING round trip at scrape time in nanoseconds",
+                                value=time.perf_counter_ns() - started)
+
+
+class RedisSlowlogCollector:
+    def __init__(self, conn: redis.Redis):
+        self.conn = conn
+
+    def collect(self):
+        length = self.conn.slowlog_len()
+        yield GaugeMetricFamily("redis_slowlog_length", "Entries in the slow log", value=length)
+
+
+class RedisInfoCollector:
+    """Everything INFO and INFO commandstats tell (one round trip)."""
+
+    def __init__(self, conn: redis.Redis):
+        self.conn = conn
+
+    def collect(self):
         pipe = self.conn.pipeline(transaction=False)
         pipe.info()
         pipe.info("commandstats")
-        pipe.slowlog_len()
-        info, commandstats, slowlog_len = pipe.execute()
+        info, commandstats = pipe.execute()
 
         for name, (field, doc) in INFO_GAUGES.items():
             if field in info:
@@ -50,9 +74,6 @@ class RedisCollector:
         yield GaugeMetricFamily("redis_memory_max_bytes",
                                 "maxmemory, or the system memory when maxmemory is 0",
                                 value=memory_limit(info))
-        yield GaugeMetricFamily("redis_slowlog_length", "Entries in the slow log", value=slowlog_len)
-        yield GaugeMetricFamily("redis_latency", "PING round trip at scrape time in nanoseconds",
-                                value=latency_ns)
         version = GaugeMetricFamily("redis_version", "Redis server version", labels=["version"])
         version.add_metric([str(info.get("redis_version", ""))], 1)
         yield version
@@ -86,3 +107,7 @@ class RedisCollector:
                                 "Time spent in commands (sum over commandstats)", value=total_usec / 1e6)
         yield runs
         yield fails
+
+
+REDIS_COLLECTORS = {"redis_info": RedisInfoCollector, "redis_slowlog": RedisSlowlogCollector,
+                    "redis_latency": RedisLatencyCollector}

@@ -29,6 +29,7 @@ import redis
 from shared.heartbeats import Heartbeats, is_live
 from shared.keys import Keys
 from shared.metrics import definitions as metrics
+from shared.redis_conn import connect
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 
@@ -94,14 +95,11 @@ class ImapWorker:
         self.config = config
         self.keys: Keys = lifecycle.keys
         # A bounded pool: a thousand sessions syncing at once wait for a connection, not open one each.
-        pool = redis.BlockingConnectionPool.from_url(
-            config.REDIS_URL, max_connections=REDIS_POOL_SIZE, timeout=30, socket_connect_timeout=5,
-            socket_timeout=10, health_check_interval=30)
-        self.conn = redis.Redis(connection_pool=pool)
+        self.conn = connect(config, blocking_pool=REDIS_POOL_SIZE)
         self.store = AccountStore(self.conn, self.keys, service_secret(config))
         self.heartbeats = Heartbeats(self.conn, self.keys)
         # Leases go through connections of their own: renewals never wait behind busy sessions.
-        lease_conn = redis.Redis.from_url(config.REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
+        lease_conn = connect(config)
         self.leases = Leases(lease_conn, self.keys, lifecycle.worker_id, config.IMAP_LEASE_SECONDS)
         self.ttl = config.IMAP_LEASE_SECONDS
         self.interval = config.IMAP_LEASE_SECONDS / 3
