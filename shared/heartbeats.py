@@ -61,19 +61,31 @@ class Heartbeats:
         pipe.execute()
 
     def workers(self, now: float | None = None) -> list[WorkerInfo]:
-        """Every known worker; entries overdue for longer than FORGET_AFTER are dropped."""
+        """Every known worker. Reads only; entries overdue for longer than FORGET_AFTER are left
+        out, and dropped from Redis when it takes writes (a Redis refusing them, full disk or
+        maxmemory, must not make /metrics or /health fail)."""
         now = time.time() if now is None else now
-        self.conn.zremrangebyscore(self.keys.heartbeats, "-inf", now - FORGET_AFTER)
-        beats = dict(self.conn.zrange(self.keys.heartbeats, 0, -1, withscores=True))
-        infos = self.conn.hgetall(self.keys.workers)
+        pipe = self.conn.pipeline(transaction=False)
+        pipe.zrangebyscore(self.keys.heartbeats, now - FORGET_AFTER, "+inf", withscores=True)
+        pipe.hgetall(self.keys.workers)
+        recent, infos = pipe.execute()
+        beats = dict(recent)
         result = []
         for wid, raw in infos.items():
             if wid not in beats:
-                self.conn.hdel(self.keys.workers, wid)
                 continue
             info = json.loads(raw)
             result.append(WorkerInfo(wid.decode(), info["type"], info["host"], info["pid"],
                                      info["started"], beats[wid]))
+        forgotten = [wid for wid in infos if wid not in beats]
+        if forgotten:
+            try:
+                pipe = self.conn.pipeline(transaction=False)
+                pipe.zremrangebyscore(self.keys.heartbeats, "-inf", now - FORGET_AFTER)
+                pipe.hdel(self.keys.workers, *forgotten)
+                pipe.execute()
+            except redis.ResponseError:
+                pass  # refused: the next reader that can write drops them
         return result
 
 

@@ -22,7 +22,7 @@ from .keys import Keys
 from .metrics import definitions as metrics
 from .metrics import directory as metricsdir
 from .redis_conn import connect, wait_until_ready
-from .redis_errors import kind_of
+from .redis_errors import KINDS, kind_of
 from .redis_trouble import RedisTrouble, retry_until_done
 from .secret import check_shared_secret, service_secret
 
@@ -51,6 +51,8 @@ class Lifecycle:
         retry_until_done("start", self.process_type,
                          lambda: check_shared_secret(self.redis, self.keys, secret), logger=log)
         metrics.safely(metrics.thread_starts.inc)
+        for kind in KINDS:  # every kind shows from the start, 0 until it fails (alerts see it)
+            metrics.safely(metrics.redis_failing.labels(process=self.process_type, kind=kind).set, 0)
         self.worker_id = retry_until_done(
             "start", self.process_type,
             lambda: self.heartbeats.register(self.process_type, self.pid, self.started), logger=log)

@@ -65,10 +65,13 @@ class RedisTrouble:
         except redis.RedisError as exc: stop.wait(trouble.failed(exc))
     """
 
-    def __init__(self, what: str, process: str, logger: logging.Logger | None = None):
+    def __init__(self, what: str, process: str, logger: logging.Logger | None = None, loop: bool = True):
+        """loop=False for errors met by requests (no one retries them): counted and logged, but
+        not held in mailpulse_redis_failing, which says what keeps failing until Redis is back."""
         self.what = what
         self.process = process
         self.log = logger or log
+        self.loop = loop
         self.kind: str | None = None  # the kind failing now, if any
         self.since = 0.0
         self.failures = 0
@@ -80,12 +83,13 @@ class RedisTrouble:
         now = time.monotonic()
         metrics.safely(metrics.redis_errors.labels(process=self.process, kind=kind).inc)
         if kind != self.kind:
-            if self.kind is not None:
+            if self.kind is not None and self.loop:
                 FAILING.set(self.process, self.kind, self.what, False)
             self.log.warning("%s: Redis unavailable, retrying with backoff (%s): %s",
                              self.what, kind, message_of(exc))
             self.kind, self.since, self._reminded, self.failures = kind, now, now, 0
-            FAILING.set(self.process, kind, self.what, True)
+            if self.loop:
+                FAILING.set(self.process, kind, self.what, True)
         elif now - self._reminded >= REMIND_EVERY:
             self.log.warning("%s: Redis still failing (%s) for %.0f s: %s",
                              self.what, kind, now - self.since, message_of(exc))
@@ -99,7 +103,8 @@ class RedisTrouble:
             return
         self.log.info("%s works again, Redis is back (it failed with %s for %.0f s)",
                       self.what, self.kind, time.monotonic() - self.since)
-        FAILING.set(self.process, self.kind, self.what, False)
+        if self.loop:
+            FAILING.set(self.process, self.kind, self.what, False)
         self.kind, self.failures = None, 0
 
 

@@ -7,6 +7,8 @@ import threading
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from shared.config import Config
 from shared.heartbeats import Heartbeats
@@ -24,15 +26,21 @@ from .auth import VerifiedTokens, error_response
 log = logging.getLogger(__name__)
 
 
+# Requests wait on Redis for little: a Redis that does not answer costs one scrape a few seconds
+# (and the rest of that scrape skips it, web/collectors/guarded.py), never Prometheus's timeout.
+REDIS_OPTIONS = dict(socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 1))
+
+
 def create_app(config: Config) -> Flask:
     app = Flask(__name__)
-    conn = connect(config)
+    conn = connect(config, **REDIS_OPTIONS)
     keys = Keys(config.REDIS_PREFIX)
     secret = service_secret(config)
     app.config.update(MAILPULSE=config, REDIS=conn, KEYS=keys, TOKENS=TokenStore(conn, keys),
                       HEARTBEATS=Heartbeats(conn, keys), ACCOUNTS=AccountStore(conn, keys, secret),
                       SERVICE_SECRET=secret, JSON_SORT_KEYS=False,
-                      REQUEST_TROUBLE=RedisTrouble("requests", "web", log), VERIFIED_TOKENS=VerifiedTokens())
+                      REQUEST_TROUBLE=RedisTrouble("requests", "web", log, loop=False),
+                      VERIFIED_TOKENS=VerifiedTokens())
     app.config["COLLECTORS"] = metrics_view.make_collectors(app.config)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)

@@ -18,6 +18,8 @@ from flask import current_app, jsonify, request
 from shared.redis_trouble import RedisTrouble
 from shared.stores.tokens import Token, hash_token
 
+from .collectors.guarded import found_unreachable
+
 VERIFIED_FOR = 600.0  # seconds a verified token outlives a Redis that cannot be read
 MAX_REMEMBERED = 1000
 
@@ -45,7 +47,7 @@ class VerifiedTokens:
     def __init__(self):
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[Token, float]] = {}
-        self.last_use = RedisTrouble("token last-use update", "web")
+        self.last_use = RedisTrouble("token last-use update", "web", loop=False)
 
     def remember(self, token: Token) -> None:
         with self._lock:
@@ -83,7 +85,8 @@ def require_scope(scope: str) -> tuple[Token | None, object | None]:
     presented = presented_token()
     try:
         token = store.verify(presented)
-    except redis.RedisError:
+    except redis.RedisError as exc:
+        found_unreachable(exc)
         token = verified.recall(presented)
         if token is None:
             raise

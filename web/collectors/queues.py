@@ -12,7 +12,7 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.suspension import is_suspended
+from rq.suspension import WORKERS_SUSPENDED
 
 from shared.keys import QUEUE_NAMES, Keys
 from shared.metrics.definitions import QUEUE_STATES
@@ -21,7 +21,8 @@ from shared.metrics.definitions import QUEUE_STATES
 def queue_sizes(conn: redis.Redis, keys: Keys, now: float | None = None) -> dict[str, dict[str, int]]:
     """{queue label: {state: count}} for every queue of the system."""
     now = time.time() if now is None else now
-    suspended = is_suspended(conn)
+    # rq's is_suspended() reads in a MULTI, which Redis refuses under maxmemory: read it plainly.
+    suspended = bool(conn.exists(WORKERS_SUSPENDED))
     pipe = conn.pipeline(transaction=False)
     for label in QUEUE_NAMES:
         name = keys.queue(label)
