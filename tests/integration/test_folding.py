@@ -175,7 +175,8 @@ def test_corrupt_file_is_set_aside_and_counted(web, env, tmp_path, token):
                            "both corrupt files counted")
     assert responses(samples) == 4  # the truncated file's 3 are lost, the rest is intact
     for path in (garbage, counter):
-        assert os.path.exists(os.path.join(directory, SET_ASIDE_DIR, os.path.basename(path)))
+        wait_for(lambda p=path: os.path.exists(os.path.join(directory, SET_ASIDE_DIR, os.path.basename(p))),
+                 what="the corrupt file set aside")
         assert not os.path.exists(path)
     assert "corrupt metric file" in web.output()
     again = parse(scrape_text(web.url, token))
@@ -255,13 +256,15 @@ def test_full_disk_postpones_folding_and_never_fails_the_scrape(spawn, env, tmp_
     proc = writers.run(3, "wait")
     scrape_until(web.url, token, lambda s: responses(s) == 3, "the writer to show")
     filler = small_disk / "filler"
-    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # to ENOSPC
+    for block in ("64k", "4k"):  # to ENOSPC, to the last page (tmpfs allocates pages)
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}.{block}", f"bs={block}"], capture_output=True)
     proc.kill()
     wait_for(lambda: "folding postponed" in web.output(), what="the folder to meet the full disk")
     for _ in range(3):
         samples = parse(scrape_text(web.url, token))
         assert responses(samples) == 3  # read from the dead process's files meanwhile
-    filler.unlink()
+    for block in ("64k", "4k"):
+        (small_disk / f"filler.{block}").unlink()
     scrape_until(web.url, token, lambda s: value(s, "thread_stops") == 1 and responses(s) == 3,
                  "folding to resume once there is room")
     directory = env["PROMETHEUS_MULTIPROC_DIR"]
