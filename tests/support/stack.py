@@ -27,7 +27,9 @@ class HonchoStack:
         self.concurrency = concurrency
         self.redis_port, self.web_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "REDIS_"))}
-        env.update(VAR_DIR=str(tmp_path / "var"), EMBEDDED_REDIS_PORT=str(self.redis_port),
+        # The Procfile runs `mailpulse ...` from PATH, as from a user's activated virtualenv; the
+        # embedded Redis serves the port REDIS_URL names.
+        env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', os.defpath)}", VAR_DIR=str(tmp_path / "var"),
                    REDIS_URL=self.redis_url, HEARTBEAT_INTERVAL="1", PYTHONUNBUFFERED="1")
         env.update({k: str(v) for k, v in settings.items()})
         self.env = env
