@@ -82,8 +82,8 @@ def snapshot(conn: redis.Redis) -> tuple[int, int, int]:
 
 def footprint(conn: redis.Redis, registry_key: str, sample: int = 200) -> float:
     """Mean bytes (MEMORY USAGE) of a kept job's hash and result stream, over a sample."""
-    ids = [i.decode() for i in conn.zrange(registry_key, 0, sample - 1)]
-    keys = [(f"rq:job:{i}", f"rq:results:{i}") for i in ids]
+    ids = [i.decode() for i in conn.zrange(registry_key, -sample, -1)]  # the newest: not expiring yet
+    keys = [(f"rq:job:{i}", f"rq:results:{i}") for i in ids if conn.exists(f"rq:job:{i}")]
     sizes = [sum(conn.memory_usage(key, samples=0) or 0 for key in pair) for pair in keys]  # every field
     return sum(sizes) / len(sizes) if sizes else 0.0
 
