@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 import redis
@@ -97,13 +96,11 @@ def test_a_stopped_webhooks_process_finishes_its_deliveries_within_its_grace(sta
         enable_webhooks(stack.conn, receiver.url + "/hook")
         first = [emit(stack.conn, keys, "messageNew", account="sv", data={"n": i}) for i in range(5)]
         wait_for(lambda: receiver.in_flight == 5, timeout=60, what="five deliveries in flight")
-        started = time.monotonic()
-        stack.ctl("stop", "mailpulse:mailpulse-webhooks-1")
-        took = time.monotonic() - started
+        stack.ctl("stop", "mailpulse:mailpulse-webhooks-1")  # returns once it has exited
         places = registry_ids(stack.conn)
         assert set(first) <= places["finished"] and not places["started"]  # finished, not cut off
-        assert "stopped: mailpulse-webhooks-1 (exit status 0)" in stack.log()  # by itself: no SIGKILL
-        assert took < GRACE + 20  # bounded by its stop wait; the deliveries took 2 s of the grace
+        # By itself, within its grace: supervisord's SIGKILL after the stop wait would show here.
+        assert "stopped: mailpulse-webhooks-1 (exit status 0)" in stack.log()
         later = [emit(stack.conn, keys, "messageNew", account="sv", data={"n": i}) for i in range(3)]
         assert set(later) <= registry_ids(stack.conn)["queued"]  # waiting, not lost
         stack.ctl("start", "mailpulse:mailpulse-webhooks-1")
