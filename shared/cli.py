@@ -1,4 +1,6 @@
-"""The `mailpulse` command: administration from the shell (access tokens, the admin password)."""
+"""The `mailpulse` command: the processes (`mailpulse web|imap|webhooks|embedded-redis`, each
+exec'd in place), their supervisor configuration (`mailpulse export`), and administration from the
+shell (access tokens, the admin password)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import time
 
 import redis
 
-from . import __version__
+from . import __version__, export, processes
 from . import config as config_module
 from .errors import ConfigError
 from .keys import Keys
@@ -65,11 +67,15 @@ def admin_password(conn, keys: Keys, args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mailpulse", description="mailpulse administration",
+        prog="mailpulse",
+        description="mailpulse: its processes, their supervisor configuration, administration",
         epilog="settings (environment or .env):\n" + config_module.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mailpulse {__version__}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    for process in processes.PROCESS_TYPES:  # dispatched in main() before parsing; listed for --help
+        groups.add_parser(process.command, help=f"run {process.help} (Procfile type {process.name})")
+    export.add_parser(groups)
     tokens = groups.add_parser("tokens", help="manage access tokens", description="manage access tokens")
     actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
     issue = actions.add_parser("issue", help="create a token and print it (last line of stdout)",
@@ -96,12 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def using_default_redis(config) -> None:
+    """Say so when the CLI talks to the embedded default: from another directory than the
+    installation's (see MAILPULSE_HOME), that would be another Redis than the processes use."""
+    if config.origin["REDIS_URL"] == "default":
+        print(f"mailpulse: using the embedded default Redis {config.REDIS_URL} (REDIS_URL is set neither "
+              f"in the environment nor in {config.dotenv_path})", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in processes.BY_COMMAND:  # become the process: its own --help and arguments
+        processes.exec_process(processes.BY_COMMAND[argv[0]], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "needs_password", False):
             args.new_password = read_new_password(args)  # before Redis: a typo costs no wait
+        if not getattr(args, "needs_redis", True):
+            args.run(args)
+            return 0
         config = config_module.load()
+        using_default_redis(config)
         conn = connect(config)
         wait_until_ready(conn, config)
         keys = Keys(config.REDIS_PREFIX)

@@ -2,7 +2,8 @@
 
 Every process reads its configuration here and nowhere else. A value that does not parse raises
 ConfigError with a one-line message that names the setting; entry points print it and exit.
-The environment wins over `.env` (the convention honcho follows too).
+The environment wins over `.env` (the convention honcho follows too); `.env` is the app root's
+(shared.home), and so are relative paths.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-
+from . import home
 from .errors import ConfigError
 
 
@@ -40,6 +40,28 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise ValueError(f"{value} must be greater than 0")
     return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"{value} must be greater than 0")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2}
+
+
+def _size(text: str) -> int:
+    """Bytes, as a number with an optional unit: 5242880, 5MiB, 256KiB, 5MB."""
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    unit = match and _SIZE_UNITS.get(match.group(2).lower())
+    if not unit or int(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a size in bytes (e.g. 5242880, 5MiB, 256KiB)")
+    return int(match.group(1)) * unit
 
 
 def _idle_renew(text: str) -> float:
@@ -152,6 +174,8 @@ SETTINGS = (
             "IP address of a reverse proxy in front of the web process; only its proxy headers count"),
     Setting("TRUSTED_PROXY_HEADERS", _proxy_headers, "x-forwarded-for,x-forwarded-proto",
             "headers trusted from TRUSTED_PROXY: x-forwarded-for/-proto/-host/-port, or forwarded"),
+    Setting("API_MAX_BODY", _size, "5MiB",
+            "largest request body the web process accepts (admin forms: 256KiB); larger: 413, unread"),
     Setting("REDIS_URL", _redis_url, "redis://127.0.0.1:6479/0",
             "Redis to use; the default is the embedded one the Procfile starts"),
     Setting("REDIS_SENTINELS", _sentinels, "",
@@ -161,7 +185,11 @@ SETTINGS = (
     Setting("REDIS_PREFIX", _prefix, "", "prefix for every key, to share one Redis between installs"),
     Setting("REDIS_WAIT_SECONDS", _positive_float, "30",
             "how long a starting process waits for Redis to answer"),
-    Setting("VAR_DIR", str, "var", "directory for local state (secret, embedded Redis data)"),
+    Setting(home.SETTING, str, "",
+            "app root: .env is read there, relative paths resolve there (environment only; "
+            "default: the working directory)"),
+    Setting("VAR_DIR", str, "var",
+            "directory for local state (secret, embedded Redis data), under the app root"),
     Setting("PROMETHEUS_MULTIPROC_DIR", str, "",
             "per-host directory of the processes' metric files (default VAR_DIR/metrics)"),
     Setting("SERVICE_SECRET", str, "",
@@ -179,6 +207,10 @@ SETTINGS = (
             "seconds after which a delivery held by a dead webhooks process is handed out again"),
     Setting("WEBHOOK_GRACE", _int_in(0, 25), "20",
             "seconds a stopping webhooks process lets deliveries in flight finish"),
+    Setting("WEBHOOK_KEEP_FINISHED", _positive_int, "600",
+            "seconds a delivered or skipped event's job stays visible (rq-dashboard)"),
+    Setting("WEBHOOK_KEEP_FAILED", _positive_int, str(7 * 86400), "seconds a failed job is kept"),
+    Setting("WEBHOOK_KEEP_FAILED_MAX", _positive_int, "10000", "most failed jobs kept; the oldest go first"),
     Setting("IMAP_LEASE_SECONDS", _positive_float, "10",
             "seconds an IMAP process's hold on an account lasts unless renewed (takeover time)"),
     Setting("IMAP_POLL_INTERVAL", _positive_float, "60",
@@ -191,7 +223,14 @@ SETTINGS = (
 
 
 class Config(dict):
-    """Parsed settings by name; attribute access for readability (`config.PORT`)."""
+    """Parsed settings by name; attribute access for readability (`config.PORT`).
+
+    `origin[name]` says where a value came from: "environment", the `.env` path, or "default";
+    `dotenv_path` is the `.env` read, None when the app root has none.
+    """
+
+    origin: dict[str, str]
+    dotenv_path: str | None
 
     def __getattr__(self, name: str):
         try:
@@ -200,26 +239,36 @@ class Config(dict):
             raise AttributeError(name) from None
 
 
-def load(env: dict[str, str] | None = None, dotenv_path: str = ".env") -> Config:
+def load(env: dict[str, str] | None = None, dotenv_path: str | None = None) -> Config:
     """Parse every setting; the first bad one raises ConfigError naming it."""
     if env is None:
         env = dict(os.environ)
-    file_values = dotenv_values(dotenv_path) if os.path.exists(dotenv_path) else {}
+    root = home.resolve(env)
+    dotenv_path = dotenv_path or os.path.join(root, home.DOTENV)
+    file_values = home.read_dotenv(dotenv_path)
     config = Config()
+    config.origin, config.dotenv_path = {}, dotenv_path if file_values is not None else None
     for setting in SETTINGS:
-        raw = env.get(setting.name)
+        raw, origin = env.get(setting.name), "environment"
+        if raw is None and setting.name != home.SETTING:  # the app root is never read from its own .env
+            raw, origin = (file_values or {}).get(setting.name), dotenv_path
         if raw is None:
-            raw = file_values.get(setting.name)
-        if raw is None:
-            raw = setting.default
+            raw, origin = setting.default, "default"
         try:
             config[setting.name] = setting.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{setting.name}: {exc}") from None
+        config.origin[setting.name] = origin
     _check_sentinel_settings(config)
-    config["VAR_DIR"] = os.path.abspath(config.VAR_DIR)
-    config["PROMETHEUS_MULTIPROC_DIR"] = os.path.abspath(
-        config.PROMETHEUS_MULTIPROC_DIR or os.path.join(config.VAR_DIR, "metrics"))
+    if file_values is None and config.origin["REDIS_URL"] == "default":
+        # Nothing configured here: most likely started from the wrong directory, where the
+        # embedded default would be another Redis than the installation's.
+        raise ConfigError(f"REDIS_URL: not set in the environment, and there is no .env in {root}; "
+                          f"set REDIS_URL, or {home.SETTING} to the directory of mailpulse's .env")
+    config[home.SETTING] = root
+    config["VAR_DIR"] = home.resolve_path(root, config.VAR_DIR)
+    config["PROMETHEUS_MULTIPROC_DIR"] = home.resolve_path(
+        root, config.PROMETHEUS_MULTIPROC_DIR or os.path.join(config.VAR_DIR, "metrics"))
     return config
 
 

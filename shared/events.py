@@ -42,7 +42,8 @@ def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, 
     payload = build_payload(event, account, data, path, special_use, service_url)
     event_id = uuid.uuid4().hex
     job = Queue(keys.queue("notify"), connection=conn).enqueue(
-        DELIVER, payload, event_id, meta={"event": event, "eventId": event_id})
+        DELIVER, payload, event_id, meta={"event": event, "eventId": event_id},
+        description=f"{event} {account or '-'}")  # rq's default repeats the payload in every job
     metrics.safely(metrics.events.labels(event=event).inc)
     return job.id
 

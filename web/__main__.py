@@ -34,9 +34,14 @@ def proxy_options(config) -> dict:
 def create_server(app, config):
     from waitress import create_server as waitress_server
 
+    from web.admin.guard import MAX_BODY as ADMIN_MAX_BODY
+
+    # waitress refuses a body over this (413) from its Content-Length, before reading or spooling
+    # it to disk, and before any authentication runs; the admin pages allow less (guard.py).
+    max_body = max(config.API_MAX_BODY, ADMIN_MAX_BODY)
     try:
         return waitress_server(app, host=config.HOST, port=config.PORT, threads=8, ident="mailpulse",
-                               **proxy_options(config))
+                               max_request_body_size=max_body, **proxy_options(config))
     except socket.gaierror as exc:
         raise ConfigError(f"HOST: cannot resolve {config.HOST!r} ({exc.strerror})") from None
     except OSError as exc:

@@ -44,7 +44,9 @@ class FolderProcess:
         self._watcher.start()
 
     def _spawn(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "web.folding", "--parent", str(os.getpid())])
+        # -P: as `mailpulse web` runs us, never a checkout in the working directory instead
+        argv = [sys.executable, "-P", "-m", "web.folding", "--parent", str(os.getpid())]
+        self.proc = subprocess.Popen(argv)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():

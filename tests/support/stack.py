@@ -21,13 +21,20 @@ BIN = Path(sys.executable).parent
 
 
 class HonchoStack:
-    def __init__(self, tmp_path: Path, concurrency: str = "imap=2,webhooks=2", **settings):
+    """`bin_dir` holds the honcho and mailpulse to use (the virtualenv's), `app_dir` the Procfile;
+    `processes` names the Procfile types to start (all when empty)."""
+
+    def __init__(self, tmp_path: Path, concurrency: str = "imap=2,webhooks=2", bin_dir: Path = BIN,
+                 app_dir: Path = ROOT, processes=(), **settings):
         self.tmp_path = tmp_path
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.concurrency = concurrency
+        self.bin_dir, self.app_dir, self.processes = bin_dir, app_dir, list(processes)
         self.redis_port, self.web_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "REDIS_"))}
-        env.update(VAR_DIR=str(tmp_path / "var"), EMBEDDED_REDIS_PORT=str(self.redis_port),
+        # The Procfile runs `mailpulse ...` from PATH, as from a user's activated virtualenv; the
+        # embedded Redis serves the port REDIS_URL names.
+        env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}", VAR_DIR=str(tmp_path / "var"),
                    REDIS_URL=self.redis_url, HEARTBEAT_INTERVAL="1", PYTHONUNBUFFERED="1")
         env.update({k: str(v) for k, v in settings.items()})
         self.env = env
@@ -57,8 +64,9 @@ class HonchoStack:
         env_file.write_text(f"PORT={self.web_port}\n")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "honcho"), "start", "-e", str(env_file), "-c", self.concurrency],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [str(self.bin_dir / "honcho"), "start", "-e", str(env_file), "-c", self.concurrency,
+                 *self.processes], cwd=self.app_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
 
         def healthy():
             try:
@@ -91,7 +99,7 @@ class HonchoStack:
 
     def mailpulse(self, *args: str) -> subprocess.CompletedProcess:
         """The `mailpulse` command against this stack's Redis."""
-        return subprocess.run([str(BIN / "mailpulse"), *args], cwd=ROOT, env=self.env,
+        return subprocess.run([str(self.bin_dir / "mailpulse"), *args], cwd=self.app_dir, env=self.env,
                               capture_output=True, text=True, timeout=60)
 
     def issue_token(self, scope: str) -> str:

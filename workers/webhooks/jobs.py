@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import redis
 from rq import Queue
-from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -39,6 +38,7 @@ from shared.stores import settings as settings_module
 from shared.stores import webhook_stats
 
 from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
+from .retention import Keep
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 6 * 3600  # seconds; keeps large WEBHOOK_ATTEMPTS values sane
@@ -118,11 +118,13 @@ class Claim:
 
 
 class JobStore:
-    def __init__(self, conn: redis.Redis, keys: Keys, worker_name: str, lease: float):
+    def __init__(self, conn: redis.Redis, keys: Keys, worker_name: str, lease: float,
+                 keep: Keep | None = None):
         self.conn = conn
         self.keys = keys
         self.worker_name = worker_name
         self.lease = lease
+        self.keep = keep or Keep.defaults()  # how long finished and failed jobs stay (see retention.py)
         self.queue = Queue(keys.queue("notify"), connection=conn)
         self.started = StartedJobRegistry(queue=self.queue)
         self.scheduled = ScheduledJobRegistry(queue=self.queue)
@@ -190,14 +192,17 @@ class JobStore:
         with self.conn.pipeline() as pipe:
             execution.delete(job, pipe)
             pipe.hset(job.key, "status", JobStatus.FAILED)
-            pipe.zadd(self.failed.key, {job.id: time.time() + 365 * 86400})
+            pipe.zadd(self.failed.key, {job.id: time.time() + self.keep.failed})
+            pipe.expire(job.key, self.keep.failed)
             pipe.execute()
 
     def finish(self, claim: Claim, outcome: Outcome, max_attempts: int, backoff_base: float) -> str:
         """Record the attempt's outcome; returns the job's new status (finished/scheduled/failed).
 
-        Each attempt also leaves an rq Result (successful, retried or failed, with the reason),
-        which is what rq-dashboard shows as the job's history and exception.
+        A failed attempt also leaves an rq Result (retried or failed, with the reason), which is
+        what rq-dashboard shows as the job's history and exception. A success leaves none (its
+        outcome is the job's meta): a result stream costs Redis over 4 KB however short it is,
+        and finished jobs are the many (retention.py).
         """
         job, attempts = claim.job, claim.attempt.attempts_made + 1
         job.meta["attempts"] = attempts
@@ -205,7 +210,7 @@ class JobStore:
         job.ended_at = now()
         result = dict(worker_name=self.worker_name, execution_id=claim.execution.id,
                       execution_started_at=job.started_at, execution_ended_at=job.ended_at)
-        failure_ttl = job.failure_ttl or DEFAULT_FAILURE_TTL
+        failure_ttl = self.keep.failed
         # Only the fields that change: rewriting the whole job (job.save) costs more than the rest.
         fields = {"ended_at": utcformat(job.ended_at), "meta": job.serializer.dumps(job.meta)}
         with self.conn.pipeline() as pipe:
@@ -214,12 +219,11 @@ class JobStore:
                 webhook_stats.record(pipe, self.keys, outcome.kind == DELIVERED)
             if outcome.kind in (DELIVERED, SKIPPED):
                 status = JobStatus.FINISHED
-                ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
+                ttl = self.keep.finished
                 pipe.hset(job.key, mapping={**fields, "status": status})
-                Result.create(job, Result.Type.SUCCESSFUL, ttl, return_value=outcome.message,
-                              pipeline=pipe, **result)
                 self.finished.add(job, ttl, pipe)
                 pipe.expire(job.key, ttl)
+                pipe.expire(Result.get_key(job.id), ttl)  # earlier failed attempts go with the job
                 if outcome.kind == DELIVERED:
                     pipe.delete(self.keys.webhook_error)
             elif outcome.kind == RETRY and attempts < max_attempts:

@@ -37,6 +37,7 @@ from shared.secret import service_secret
 from .client import WebhookClient
 from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
 from .jobs import Claim, JobStore
+from .retention import Keep, Retention
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
@@ -57,7 +58,8 @@ class WebhookWorker:
         self.secret = service_secret(config)
         name = f"mailpulse-webhooks.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.name = name
-        self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE)
+        self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE, Keep.from_config(config))
+        self.retention = Retention(self.conn, self.store.queue, self.store.keep)
         self.rq_worker: SimpleWorker | None = None  # made in run(): it talks to Redis at once
         self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
         # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
@@ -160,6 +162,7 @@ class WebhookWorker:
                     self.store.renew_leases(list(self.held.values()))
                     self.rq_worker.heartbeat()
                 self.store.flush_worker_stats()
+                self.retention.trim_when_due()
                 self._show_state()
             except TRANSIENT_ERRORS as exc:
                 log.warning("maintenance skipped (Redis unavailable): %s", exc)
