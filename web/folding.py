@@ -2,7 +2,8 @@
 
 `python -m web.folding --parent PID` runs shared.metrics.folding.fold_pass every FOLD_INTERVAL,
 the first one at once (so a web start after many deaths folds them), counts in thread_stops the
-processes that died without a clean exit, and exits when its parent is gone or on SIGTERM.
+processes that died without a clean exit (into the archive: the folder has no metric files of its
+own, see shared/metrics/folding.py), and exits when its parent is gone or on SIGTERM.
 
 Why a process, not a thread of the web process: folding thousands of dead processes reads
 thousands of files; a thread doing that holds the GIL in 5 ms slices against the threads that
@@ -72,16 +73,14 @@ class FolderProcess:
 
 
 def run(directory: str, parent: int, stopping: list) -> None:
-    from shared.metrics import definitions as metrics
     from shared.metrics.folding import fold_pass
 
     last_postponed = 0.0
     while not stopping and os.getppid() == parent:
-        report = fold_pass(directory)
-        for _ in report.crashed:
-            metrics.safely(metrics.thread_stops.inc)
-        if report.unseen_corrupt:
-            metrics.safely(metrics.metric_files_corrupt.inc, report.unseen_corrupt)
+        report = fold_pass(directory)  # counts crashes and corrupt files into the archive itself
+        if report.crashed:
+            log.info("%d process(es) died without a clean exit: %s", len(report.crashed),
+                     ", ".join(t or "?" for t in report.crashed))
         if report.postponed and time.monotonic() - last_postponed >= POSTPONED_LOG_EVERY:
             log.warning("folding postponed (scrapes read the files meanwhile): %s", report.postponed)
             last_postponed = time.monotonic()

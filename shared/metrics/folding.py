@@ -19,8 +19,8 @@ A pass:
  4. writes `readable.json` again with the alive ones only (the dead are in the archive now);
  5. holds `.lock` exclusively for a moment: every scrape that may have read the old archive is
     over, and later ones read the new one;
- 6. deletes the folded instances' files, and reports the markers of processes that died without
-    a clean exit (for thread_stops), each once: the one remover of a marker reports it.
+ 6. deletes the folded instances' files and markers. A marker left by a dead process means it
+    died without a clean exit: step 3 added it to thread_stops in the archive, so it counts once.
 So every sum is exact for each process that lived through one pass, and in every case no scrape
 shows less than an earlier one or counts anything twice.
 """
@@ -41,15 +41,21 @@ log = logging.getLogger(__name__)
 READABLE_NAME = "readable.json"
 FOLD_LOCK = ".fold-lock"
 WAIT_OUT_READERS = 2.0  # seconds a pass tries to pass between scrapes before it deletes files
+# The folder counts into the archive itself, in the same atomic save as the fold (a crash cannot
+# count twice), and so has no metric files of its own: on a full disk a process's first write to
+# a new page of its mmap'd file is a SIGBUS. Keys as prometheus_client writes them
+# (mmap_key; tests/unit/test_metricsdir.py checks them against shared.metrics.definitions).
+THREAD_STOPS_KEY = json.dumps(["thread_stops", "thread_stops_total", {},
+                               "Worker processes stopped (or found dead)"], sort_keys=True)
+CORRUPT_FILES_KEY = json.dumps(
+    ["mailpulse_metric_files_corrupt", "mailpulse_metric_files_corrupt_total", {},
+     "Corrupt multiprocess metric files found (skipped, set aside once dead)"], sort_keys=True)
 
 
 @dataclass
 class FoldReport:
     crashed: list = field(default_factory=list)  # types of processes that died without clean exit
     set_aside: list = field(default_factory=list)  # paths of corrupt files moved away
-    # Of those, the ones no scrape can have counted already (scrapes count the corrupt files they
-    # skip: files of instances they were given to read, web/collectors/multiprocess.py).
-    unseen_corrupt: int = 0
     folded: int = 0  # instances folded by this pass
     postponed: str = ""  # why this pass could not finish (a full disk), if it could not
 
@@ -106,23 +112,28 @@ def fold_pass(directory: str) -> FoldReport:
 def _pass(directory: str, report: FoldReport) -> None:
     listing = metricsdir.listing(directory)
     files = listing.files
-    alive = {i for i in files if metricsdir.is_alive(i)}
+    alive = {i for i in set(files) | set(listing.markers) if metricsdir.is_alive(i)}
     try:
         archive = Archive.load(directory)
     except CorruptFile as exc:
         log.error("metrics archive unreadable, set aside and started anew: %s", exc)
         report.set_aside.append(set_aside(directory, os.path.join(directory, ARCHIVE_NAME)))
-        report.unseen_corrupt += 1
         archive = Archive()
-    dead = [i for i in files if i not in alive and i not in archive.folded]
+        archive.add("counter", [(CORRUPT_FILES_KEY, 1.0, 0.0)])
+    present = set(files) | set(listing.markers)
+    dead = sorted(i for i in present if i not in alive and i not in archive.folded)
     written = _load_shown(directory)
     shown = set(files) if written is None else set(written)
-    written = _write_readable(directory, files, alive | (shown & set(dead)), written)  # 2.
+    written = _write_readable(directory, files, (alive | (shown & set(dead))) & set(files), written)  # 2.
 
     remembered = set(archive.folded)
-    archive.folded &= set(files)  # instances whose files are all gone need no memory
+    archive.folded &= present  # instances whose files and marker are all gone need no memory
+    markers = set(listing.markers)
     for instance in dead:  # 3.
-        for kind, path in files[instance]:
+        if instance in markers:  # died without a clean exit: counted once, with its fold
+            archive.add("counter", [(THREAD_STOPS_KEY, 1.0, 0.0)])
+            report.crashed.append(_marker_type(metricsdir.marker_path(directory, instance)))
+        for kind, path in files.get(instance, ()):
             if kind not in KEPT:
                 continue
             try:
@@ -132,24 +143,19 @@ def _pass(directory: str, report: FoldReport) -> None:
             except CorruptFile as exc:
                 log.error("corrupt metric file set aside: %s", exc)
                 report.set_aside.append(set_aside(directory, path))
-                report.unseen_corrupt += instance not in shown
+                if instance not in shown:  # else a scrape may have counted it (it skips them)
+                    archive.add("counter", [(CORRUPT_FILES_KEY, 1.0, 0.0)])
     archive.folded |= set(dead)
-    if archive.folded != remembered:
+    if archive.folded != remembered or report.set_aside:
         archive.save(directory)
     report.folded = len(dead)
-    _write_readable(directory, files, alive, written)  # 4.
+    _write_readable(directory, files, alive & set(files), written)  # 4.
 
     doomed = [path for i in archive.folded for _, path in files.get(i, ())]
+    doomed += [metricsdir.marker_path(directory, i) for i in archive.folded if i in markers]
     if doomed and _wait_out_readers(directory):  # 5.
         for path in doomed:  # 6.
             metricsdir.remove(path)
-    for instance in listing.markers:
-        if metricsdir.is_alive(instance):
-            continue
-        marker = metricsdir.marker_path(directory, instance)
-        process_type = _marker_type(marker)
-        if metricsdir.remove(marker):
-            report.crashed.append(process_type)
 
 
 def _load_shown(directory: str) -> dict | None:

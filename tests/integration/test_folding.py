@@ -190,7 +190,8 @@ def test_corrupt_archive_does_not_break_metrics(web, env, token):
     scrape_until(web.url, token, lambda s: value(s, "thread_starts") == 1, "the web's own start")
     wait_for(lambda: os.path.exists(os.path.join(directory, SET_ASIDE_DIR, ARCHIVE_NAME)),
              what="the archive set aside")
-    assert value(parse(scrape_text(web.url, token)), "mailpulse_metric_files_corrupt_total") == 1
+    scrape_until(web.url, token, lambda s: value(s, "mailpulse_metric_files_corrupt_total") == 1,
+                 "the corrupt archive counted (in the new archive)")
 
 
 def test_whole_stack_restart_keeps_counts(spawn, env, tmp_path, token):

@@ -39,3 +39,12 @@ def test_file_names():
     assert metricsdir.parse_file_name("gauge_livesum_7.db") == ("gauge_livesum", "7")
     for name in ("archive.json", "proc_12-345-ab.json", "counter_12-None-ab.db", ".lock"):
         assert metricsdir.parse_file_name(name) is None
+
+
+def test_the_folder_counts_under_the_keys_the_processes_write():
+    """The folder adds crashes and corrupt files into the archive under prometheus_client's keys."""
+    from shared.metrics import definitions as metrics
+    from shared.metrics.folding import CORRUPT_FILES_KEY, THREAD_STOPS_KEY
+
+    assert THREAD_STOPS_KEY == metrics.thread_stops._value._key
+    assert CORRUPT_FILES_KEY == metrics.metric_files_corrupt._value._key
