@@ -42,6 +42,30 @@ class Keys:
         """Worker id of the IMAP process holding the account (with a TTL); see workers/imap/leases.py."""
         return self.account(account_id) + ":lease"
 
+    # -- an IMAP account's sync state (workers/imap/syncstate.py), deleted by name with the account
+    def account_status(self, account_id: str) -> str:
+        return self.account(account_id) + ":status"
+
+    def account_mailboxes(self, account_id: str) -> str:
+        """Hash path -> JSON of the mailbox as last synced; its fields name the per-path keys."""
+        return self.account(account_id) + ":mailboxes"
+
+    def account_flags(self, account_id: str, path: str) -> str:
+        """Hash uid -> flags of every known message of one mailbox."""
+        return self.account(account_id) + ":uids:" + path
+
+    def account_index(self, account_id: str, path: str) -> str:
+        """Sorted set of the known UIDs of one mailbox (score = UID): ranges and ranks."""
+        return self.account(account_id) + ":index:" + path
+
+    def account_keys(self, account_id: str, paths) -> list[str]:
+        """Every key of one account, given the paths of its mailboxes (the account hash's fields)."""
+        names = [self.account(account_id), self.account_lease(account_id), self.account_status(account_id),
+                 self.account_mailboxes(account_id)]
+        for path in paths:
+            names += [self.account_flags(account_id, path), self.account_index(account_id, path)]
+        return names
+
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""
         return self.prefix + name

@@ -215,6 +215,10 @@ class AccountStore:
             fields["lastError"] = json.dumps(error)
         self._change(account_id, fields)  # does nothing once the account is deleted
 
+    def set_sync_errors(self, account_id: str, errors: dict[str, str]) -> None:
+        """Record the folders the holding worker could not sync (path -> the server's answer)."""
+        self._change(account_id, {"syncErrors": json.dumps(errors)})
+
     def _change(self, account_id: str, fields: dict, remove=()) -> bool:
         args = [account_id, len(remove), *remove, *(item for pair in fields.items() for item in pair)]
         return bool(self._change_script(keys=[self.keys.accounts, self.keys.account(account_id)], args=args))
@@ -243,6 +247,7 @@ class AccountStore:
         view["webhooks"] = view["webhooks"] or None
         view["imap"] = json.loads(raw[b"imap"]) if raw.get(b"imap") else None
         view["lastError"] = json.loads(raw[b"lastError"]) if raw.get(b"lastError") else None
+        view["syncErrors"] = json.loads(raw[b"syncErrors"]) if raw.get(b"syncErrors") else {}
         return view
 
     def _publish(self, account_id: str, action: str) -> None:

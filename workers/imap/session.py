@@ -28,6 +28,7 @@ from shared.stores.accounts import AccountStore
 from shared.stores.credentials import CredentialsUnreadable
 
 from . import client as imap
+from .mailbox import Capabilities
 from .sync import AccountSync
 from .syncstate import SyncState
 
@@ -61,6 +62,9 @@ class Session:
         self.state = "init"
         self.sync_state = SyncState(conn, keys, account_id)
         self.client: imap.MeteredIMAPClient | None = None
+        self.sync_errors: dict[str, str] = {}  # path -> the server's refusal (the API's syncErrors)
+        self.recorded_errors: dict[str, str] | None = None  # as last written to the account
+        self.inbox_selected = False
         self.busy = False
         self.stopping = False
         self.reconnect_requested = False
@@ -176,10 +180,8 @@ class Session:
         if "authError" in status or "authenticated" not in status:
             self._guarded(self._announce_login, settings.user)
         capabilities = self.client.capabilities()
-        condstore = b"CONDSTORE" in capabilities
-        if condstore:
-            self.client.enable("CONDSTORE")
-        sync = AccountSync(self.client, self.sync_state, self._announce, condstore)
+        sync = AccountSync(self.client, self.sync_state, self._announce, self._enable(capabilities),
+                           self.sync_errors, self.account_id)
         initialized = "initialized" in status
         self._set_state("syncing")
         self._guarded(self._full_sync, sync, initialized)
@@ -190,6 +192,17 @@ class Session:
             self._idle_loop(sync)
         else:
             self._noop_loop(sync)
+
+    def _enable(self, capabilities) -> Capabilities:
+        """Turn on QRESYNC (or CONDSTORE alone) where offered; what the sync may then use."""
+        qresync = b"QRESYNC" in capabilities
+        condstore = qresync or b"CONDSTORE" in capabilities
+        if condstore and b"ENABLE" in capabilities:
+            enabled = self.client.enable("QRESYNC" if qresync else "CONDSTORE")
+            qresync = qresync and b"QRESYNC" in {e.upper() for e in enabled}
+        else:
+            qresync = False  # QRESYNC works only once enabled
+        return Capabilities(condstore=condstore, qresync=qresync)
 
     def _guarded(self, work, *args) -> None:
         """Run a sync step that emits events; a stop waits for it, then ends the session."""
@@ -215,14 +228,19 @@ class Session:
         self.sync_state.set_status(initialized="1")
 
     def _full_sync(self, sync: AccountSync, announce_new_mailboxes: bool = True) -> None:
-        for path in sync.list_mailboxes(announce_new_mailboxes):
-            if path.upper() != "INBOX" and sync.changed_since_sync(path):
-                sync.sync_mailbox(path)
-        sync.sync_mailbox("INBOX")  # last: INBOX stays selected for IDLE
+        self.inbox_selected = sync.sync_all(announce_new_mailboxes)
+        if self.sync_errors != self.recorded_errors:
+            self.store.set_sync_errors(self.account_id, self.sync_errors)
+            self.recorded_errors = dict(self.sync_errors)
 
     def _idle_loop(self, sync: AccountSync) -> None:
         next_poll = time.monotonic() + self.settings.poll_interval
         while True:
+            if not self.inbox_selected:  # INBOX refused (listed in syncErrors): try at the next poll
+                self._wait_for_poll(next_poll)
+                self._guarded(self._full_sync, sync)
+                next_poll = time.monotonic() + self.settings.poll_interval
+                continue
             self.client.idle()
             renew_at = time.monotonic() + self.settings.idle_renew
             changed = False
@@ -241,7 +259,7 @@ class Session:
                 changed = any(not (isinstance(r, tuple) and r and r[0] == b"OK") for r in responses)
             self.client.idle_done()
             if changed:
-                self._guarded(sync.sync_mailbox, "INBOX")
+                self._guarded(self._sync_inbox, sync)
             if time.monotonic() >= next_poll:
                 self._guarded(self._full_sync, sync)
                 next_poll = time.monotonic() + self.settings.poll_interval
@@ -251,10 +269,19 @@ class Session:
         while True:
             gevent.sleep(min(NOOP_INTERVAL, self.settings.poll_interval))
             self.client.noop()
-            self._guarded(sync.sync_mailbox, "INBOX")
+            if self.inbox_selected:
+                self._guarded(self._sync_inbox, sync)
             if time.monotonic() >= next_poll:
                 self._guarded(self._full_sync, sync)
                 next_poll = time.monotonic() + self.settings.poll_interval
+
+    def _sync_inbox(self, sync: AccountSync) -> None:
+        self.inbox_selected = sync.sync_folder(sync.inbox)
+
+    def _wait_for_poll(self, next_poll: float) -> None:
+        while time.monotonic() < next_poll:
+            gevent.sleep(min(NOOP_INTERVAL, max(0.0, next_poll - time.monotonic())))
+            self.client.noop()  # the connection is checked meanwhile
 
     # -- helpers -------------------------------------------------------------------------------
     def _close(self) -> None:
