@@ -70,7 +70,8 @@ def test_mail_in_a_folder_created_later_is_announced(conn, dovecot, imap_env, sp
     with dovecot.client("sam") as client:  # as Sieve `fileinto :create` would
         client.create_folder("Receipts")
         for n in range(3):
-            dovecot.append_with(client, f"receipt {n}", "shop@example.com", "sam@example.com", folder="Receipts")
+            dovecot.append_with(client, f"receipt {n}", "shop@example.com", "sam@example.com",
+                                folder="Receipts")
     assert wait_event(receiver, "mailboxNew", "sam")["data"] == {"path": "Receipts", "name": "Receipts"}
     wait_for(lambda: len(events(receiver, "messageNew", "sam")) >= 3, what="3 messageNew")
     new = events(receiver, "messageNew", "sam")
@@ -102,6 +103,7 @@ def test_deletions_are_found_without_qresync(conn, imap_env, spawn, receiver, de
         server.append("tom", subject="after the deletions")
         wait_event(receiver, "messageNew", "tom")
         assert sorted(e["data"]["uid"] for e in events(receiver, "messageDeleted", "tom")) == gone
-        assert [e["data"]["subject"] for e in events(receiver, "messageNew", "tom")] == ["after the deletions"]
+        new = [e["data"]["subject"] for e in events(receiver, "messageNew", "tom")]
+        assert new == ["after the deletions"]
     finally:
         server.close()

@@ -15,7 +15,8 @@ KEYS = Keys("")
 SECRET = "test-secret-" + "0" * 20  # base_env's SERVICE_SECRET
 
 # Fast timings for tests: short leases, frequent folder polls, quick reconnects.
-FAST = dict(IMAP_LEASE_SECONDS="2", IMAP_POLL_INTERVAL="1", IMAP_BACKOFF_MIN="0.2", IMAP_BACKOFF_MAX="1")
+FAST = dict(IMAP_LEASE_SECONDS="2", IMAP_POLL_INTERVAL="1", IMAP_BACKOFF_MIN="0.2", IMAP_BACKOFF_MAX="1",
+            IMAP_LOGIN_RATE="200")
 
 
 def store(conn: redis.Redis) -> AccountStore:

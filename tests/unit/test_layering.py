@@ -112,7 +112,8 @@ def test_the_product_keeps_its_layers():
 
 def test_every_module_is_seen():
     modules = project_modules(ROOT)
-    assert {"shared.stores.accounts", "shared.metrics.definitions", "web.app", "workers.imap.worker"} <= set(modules)
+    expected = {"shared.stores.accounts", "shared.metrics.definitions", "web.app", "workers.imap.worker"}
+    assert expected <= set(modules)
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

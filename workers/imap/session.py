@@ -24,10 +24,11 @@ import redis
 
 from shared.events import emit
 from shared.keys import Keys
-from shared.stores.accounts import AccountStore
+from shared.stores.accounts import AccountStore, ImapSettings
 from shared.stores.credentials import CredentialsUnreadable
 
 from . import client as imap
+from .logins import LoginGate
 from .mailbox import Capabilities
 from .sync import AccountSync
 from .syncstate import SyncState
@@ -52,8 +53,12 @@ class Reconnect(Exception):
 
 class Session:
     def __init__(self, account_id: str, conn: redis.Redis, keys: Keys, store: AccountStore,
-                 settings: SessionSettings, on_state):
+                 settings: SessionSettings, on_state, logins: LoginGate):
         self.account_id = account_id
+        self.logins = logins
+        self.version = 0  # the account-change log's sequence number this session is up to date with
+        self.imap: ImapSettings | None = None  # read at the first attempt and after each change
+        self.announced: dict[str, str] | None = None  # the status hash, read once per session
         self.conn = conn
         self.keys = keys
         self.store = store
@@ -65,6 +70,7 @@ class Session:
         self.sync_errors: dict[str, str] = {}  # path -> the server's refusal (the API's syncErrors)
         self.recorded_errors: dict[str, str] | None = None  # as last written to the account
         self.inbox_selected = False
+        self.recorded_error: dict | None = None  # the lastError this session wrote
         self.busy = False
         self.stopping = False
         self.reconnect_requested = False
@@ -99,6 +105,7 @@ class Session:
 
     def reconnect(self) -> None:
         """Settings changed or a reconnect was asked for: connect again now (after a running sync)."""
+        self.imap = None  # read the settings again
         self.reconnect_requested = True
         self.wake.set()
         if self.greenlet is not None and not self.busy and not self.stopping:
@@ -162,21 +169,26 @@ class Session:
             pass
 
     def _session(self) -> None:
-        settings = self.store.imap_settings(self.account_id)
+        if self.imap is None:  # retries reuse what was read: a refusing server costs Redis nothing
+            self.imap = self.store.imap_settings(self.account_id)
+        settings = self.imap
         if settings is None:
             self._set_state("unset")
             self.wake.clear()
-            self.wake.wait(self.settings.poll_interval)  # until the account is updated
+            self.wake.wait()  # until the account is changed (the worker calls reconnect())
             raise Reconnect
         if self.state not in ("authenticationError", "connectError"):
             # A retry after an error keeps showing the error until it works: the state (and the
             # imap_connections gauge that alerts watch) does not flap on every attempt.
             self._set_state("connecting")
+        self.logins.wait()
         self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
         imap.login(self.client, settings.user, settings.password)
-        status = self.sync_state.status()
+        status = self.announced = self.sync_state.status()
         if "connectError" in status:
             self.sync_state.clear_status("connectError")
+            del status["connectError"]
+        self.recorded_error = None
         if "authError" in status or "authenticated" not in status:
             self._guarded(self._announce_login, settings.user)
         capabilities = self.client.capabilities()
@@ -222,6 +234,7 @@ class Session:
         self._announce("authenticationSuccess", {"user": user})  # first, as every event
         self.sync_state.clear_status("authError")
         self.sync_state.set_status(authenticated="1")
+        self.announced.pop("authError", None)
 
     def _announce_initialized(self) -> None:
         self._announce("accountInitialized", {"initSync": True})
@@ -308,10 +321,16 @@ class Session:
         error = {"response": response, "serverResponseCode": code}
 
         def announce() -> None:
+            if self.announced is None:
+                self.announced = self.sync_state.status()
+            if self.announced.get(field) == response and self.recorded_error == error:
+                return  # a retry failing the same way: nothing new to record or announce
             self.store.set_state(self.account_id, self.state, error)
-            if self.sync_state.status().get(field) != response:
+            self.recorded_error = error
+            if self.announced.get(field) != response:
                 self._announce(event, error)
                 self.sync_state.set_status(**{field: response})
+                self.announced[field] = response
 
         self.busy = True  # as _guarded: a stop or reconnect waits for the record
         try:
