@@ -14,6 +14,7 @@ import socket
 import ssl
 from typing import NamedTuple
 
+import gevent
 from imapclient import IMAPClient, exceptions, imap4, tls
 from imapclient.imapclient import seq_to_parenstr_upper
 
@@ -38,6 +39,7 @@ class Row(NamedTuple):
     flags: tuple[bytes, ...]
 
 
+YIELD_LINES = 100
 _TAGGED = re.compile(rb"^\S+ (OK|NO|BAD)(?: \[([A-Za-z0-9-]+))?")
 
 
@@ -57,7 +59,11 @@ def _count_response(response: str, code: str) -> None:
 
 
 class _Metered:
-    """Mixin over imaplib.IMAP4: counts bytes both ways and tagged responses."""
+    """Mixin over imaplib.IMAP4: counts bytes both ways and tagged responses, and yields to the
+    process's other greenlets every YIELD_LINES lines read (a long answer arrives buffered, and
+    reading buffered data never waits, so it would hold the process for its whole length)."""
+
+    _lines = 0
 
     def read(self, size):
         data = super().read(size)
@@ -67,6 +73,9 @@ class _Metered:
     def readline(self):
         line = super().readline()
         metrics.safely(metrics.imap_bytes_received.inc, len(line))
+        self._lines += 1
+        if self._lines % YIELD_LINES == 0:
+            gevent.sleep(0)
         return line
 
     def send(self, data):

@@ -30,7 +30,7 @@ from .syncstate import SyncState
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # messages per FETCH (UID FLAGS) of a baseline or full pass
-ENVELOPE_BATCH = 200  # new messages per FETCH of envelopes
+ENVELOPE_BATCH = 50  # new messages per FETCH of envelopes (parsing 50 takes a few ms)
 PROBES = 16  # sequence numbers probed per gap and round when deletions are searched
 SMALL_GAP = 64  # a gap this small is fetched whole instead of probed
 NEW_ITEMS = ["UID", "ENVELOPE", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
@@ -148,12 +148,13 @@ class MailboxSync:
                     continue
                 self.report.new(path, uidvalidity, uid, item)
                 self.state.remember(path, {uid: flag_text(item.get(b"FLAGS"))})
-            gevent.sleep(0)
+                gevent.sleep(0)  # Redis answers at once under load: yield anyway, once per event
 
     def _report_deleted(self, path: str, uidvalidity: int, uids: list[int]) -> None:
         for uid in sorted(uids):
             self.report.deleted(path, uidvalidity, uid)
             self.state.forget(path, [uid])
+            gevent.sleep(0)
 
     def _report_flags(self, path: str, uidvalidity: int, flags_by_uid: dict[int, tuple]) -> None:
         known = self.state.flags_of(path, sorted(flags_by_uid))
@@ -162,6 +163,7 @@ class MailboxSync:
             if before is not None and before != after:
                 self.report.updated(path, uidvalidity, uid, before, after)
                 self.state.remember(path, {uid: after})
+                gevent.sleep(0)
 
     def _report_vanished(self, path: str, uidvalidity: int, vanished: list[str], uidnext: int) -> None:
         gone = []

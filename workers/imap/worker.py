@@ -240,12 +240,12 @@ class ImapWorker:
             if self.joined:
                 try:
                     renewed = self.leases.renew(self.worker_id, self.ttl_ms)
-                    errors.succeeded()
                 except redis.RedisError as exc:
                     errors.failed(exc)
                 else:
                     if renewed:
                         self.renewed_at = started
+                        errors.succeeded()
                     else:
                         self._lost_lease("expired")
             gevent.sleep(max(0.0, self.interval - (time.monotonic() - started)))
