@@ -175,11 +175,16 @@ class Dovecot:
 
     def add_user(self, user: str, password: str) -> None:
         """A user with its own uid and home; usable at once (the passwd-file is re-read)."""
-        uid = FIRST_UID + len(self.users)
-        home = self.root / "home" / user
-        home.mkdir(exist_ok=True)
-        os.chown(home, uid, uid)
-        self.users[user] = (password, uid)
+        self.add_users({user: password})
+
+    def add_users(self, passwords: dict[str, str]) -> None:
+        """Many users at once (the passwd-file written once)."""
+        for user, password in passwords.items():
+            uid = FIRST_UID + len(self.users)
+            home = self.root / "home" / user
+            home.mkdir(exist_ok=True)
+            os.chown(home, uid, uid)
+            self.users[user] = (password, uid)
         self._write_users()
 
     def set_password(self, user: str, password: str) -> None:

@@ -128,6 +128,8 @@ class Session:
         try:
             self._session()
             return 0
+        except Reconnect:
+            raise  # asked for: start over at once (_run), no backoff
         except imap.AuthFailed as exc:
             self._set_state("authenticationError")
             self._once("authError", "authenticationError", exc.response, exc.code)
