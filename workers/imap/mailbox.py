@@ -94,8 +94,12 @@ class MailboxSync:
         if saved is None or saved.get("partial"):
             self._baseline(path, meta)
             return False
-        if saved.get("uidvalidity") is None:  # appeared after the account's first sync: all is new
+        if saved.get("uidvalidity") is None or (saved["uidvalidity"] != meta["uidvalidity"]
+                                                and not saved["exists"] and not self.state.count(path)):
+            # Appeared after the account's first sync, or a new UIDVALIDITY where no message was
+            # known (Courier gives an empty Maildir a new one at every look): all in it is new.
             saved = dict(saved, uidvalidity=meta["uidvalidity"], uidnext=1, exists=0, modseq=None)
+            qresync = False
         elif saved["uidvalidity"] != meta["uidvalidity"]:
             self.report.reset(path, meta["uidvalidity"])
             self._baseline(path, meta)
