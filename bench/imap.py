@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/imap.py --accounts 200
     .venv/bin/python bench/imap.py --accounts 1000
+    .venv/bin/python bench/imap.py --big 100000
+
+`--big N` (bench/imap_big.py) measures instead the cost of one change in an N-message INBOX next
+to a 10-message one, in the same run.
 
 Starts its own redis-server, Dovecot (tests/support/dovecot.py: a uid per user, so every IDLE
 session gets inotify), a loopback receiver and one webhooks process. Then one IMAP process
@@ -70,7 +74,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200, help="accounts (Dovecot users) to hold")
     parser.add_argument("--samples", type=int, default=50, help="messages appended for the latency figures")
+    parser.add_argument("--big", type=int, default=0,
+                        help="instead: changes in an INBOX of this many messages next to a 10-message one")
     args = parser.parse_args()
+    if args.big:
+        from imap_big import run_big
+
+        run_big(args.big, args.samples)
+        return
     n = args.accounts
     with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
         redis_server = RedisServer(Path(tmp))
