@@ -8,7 +8,8 @@ the number of accounts) and added to `disconnected` by exactly one host, the *re
 web process holding the Redis key `unheld-reporter` (taken when free, kept by its scrapes, given
 up after REPORTER_SECONDS without one). So `sum(imap_connections)` over hosts counts every
 account once. The key outlives several scrape intervals, so the reporter does not change between
-scrapes, which would let a sum over hosts see two hosts' reports at once.
+scrapes, which would let a sum over hosts see two hosts' reports at once. Every host also exposes
+the global count as `imap_accounts_unheld` (aggregated with `max`, like the other global gauges).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shared.stores.accounts import AccountStore
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"
+UNHELD = "imap_accounts_unheld"
 REPORTER_SECONDS = 300
 
 # KEYS: the reporter key. ARGV: this host's id, seconds. 1 if this host reports.
@@ -70,8 +72,13 @@ class ImapConnectionsCollector:
             reporter = self.accounts.conn.register_script(_REPORTER)
             keys = [self.accounts.keys.unheld_reporter]
             reports = reporter(keys=keys, args=[self.host_id, REPORTER_SECONDS])
-            unheld = self.accounts.unheld() if reports else 0
+            unheld = self.accounts.unheld()
         except redis.RedisError as exc:
             log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
-            unheld = 0
-        yield from with_unheld(families, unheld)
+            yield from with_unheld(families, 0)
+            return
+        yield from with_unheld(families, unheld if reports else 0)
+        # The same global count on every host (dashboards and alerts take the max, as for queue_size).
+        family = GaugeMetricFamily(UNHELD, "IMAP accounts that no live IMAP process holds (global)")
+        family.add_metric([], unheld)
+        yield family
