@@ -34,6 +34,7 @@ _metrics_dir = tempfile.mkdtemp(prefix="mailpulse-bench-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # before anything imports prometheus_client
 
 import redis  # noqa: E402
+from imap_big import percentile, run_big  # noqa: E402  (beside this file)
 
 from shared.keys import Keys  # noqa: E402
 from shared.stores.accounts import AccountStore  # noqa: E402
@@ -65,11 +66,6 @@ def states(conn: redis.Redis, ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200, help="accounts (Dovecot users) to hold")
@@ -78,8 +74,6 @@ def main() -> None:
                         help="instead: changes in an INBOX of this many messages next to a 10-message one")
     args = parser.parse_args()
     if args.big:
-        from imap_big import run_big
-
         run_big(args.big, args.samples)
         return
     n = args.accounts

@@ -19,17 +19,14 @@ server names it (Courier keeps every folder under `INBOX.`).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from imapclient import IMAPClient
-
 from .dovecot import FIRST_UID, Dovecot
+from .imap_server import ImapServer
 from .servers import ROOT as PROJECT
 from .servers import free_port, wait_for
 
@@ -42,10 +39,9 @@ def _unpacked(path: Path) -> Path:
     return path
 
 
-class _Server:
-    """What Cyrus and Courier share: users, mail through IMAP, readiness."""
+class _Server(ImapServer):
+    """What Cyrus and Courier share beyond ImapServer: a temp dir, a port, mail through IMAP."""
 
-    host = "127.0.0.1"
     prefix = ""  # of top-level folder names
 
     def __init__(self):
@@ -57,37 +53,10 @@ class _Server:
     def folder(self, name: str) -> str:
         return self.prefix + name
 
-    def settings(self, user: str) -> dict:
-        return {"host": self.host, "port": self.port, "secure": False,
-                "auth": {"user": user, "pass": self.users[user][0]}}
-
-    def client(self, user: str) -> IMAPClient:
-        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
-        client.login(user, self.users[user][0])
-        return client
-
     def append(self, user: str, subject: str = "Hello", folder: str = "INBOX", **kwargs) -> int | None:
         with self.client(user) as client:
             return Dovecot.append_with(client, subject, kwargs.get("sender", "Bob <bob@example.com>"),
                                        f"{user}@example.com", folder=folder)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1) as s:
-                return s.recv(100).startswith(b"* OK")
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Cyrus(_Server):
