@@ -171,6 +171,9 @@ class Session:
             pass
 
     def _session(self) -> None:
+        # The slot first: hundreds of sessions starting together reach Redis and the server
+        # spread over time, not at once.
+        self.logins.wait()
         if self.imap is None:  # retries reuse what was read: a refusing server costs Redis nothing
             self.imap = self.store.imap_settings(self.account_id)
         settings = self.imap
@@ -183,7 +186,6 @@ class Session:
             # A retry after an error keeps showing the error until it works: the state (and the
             # imap_connections gauge that alerts watch) does not flap on every attempt.
             self._set_state("connecting")
-        self.logins.wait()
         self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
         imap.login(self.client, settings.user, settings.password)
         status = self.announced = self.sync_state.status()
