@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/imap.py --accounts 200
     .venv/bin/python bench/imap.py --accounts 1000
+    .venv/bin/python bench/imap.py --big 100000
+
+`--big N` (bench/imap_big.py) measures instead the cost of one change in an N-message INBOX next
+to a 10-message one, in the same run.
 
 Starts its own redis-server, Dovecot (tests/support/dovecot.py: a uid per user, so every IDLE
 session gets inotify), a loopback receiver and one webhooks process. Then one IMAP process
@@ -30,6 +34,7 @@ _metrics_dir = tempfile.mkdtemp(prefix="mailpulse-bench-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # before anything imports prometheus_client
 
 import redis  # noqa: E402
+from imap_big import percentile, run_big  # noqa: E402  (beside this file)
 
 from shared.keys import Keys  # noqa: E402
 from shared.stores.accounts import AccountStore  # noqa: E402
@@ -61,16 +66,16 @@ def states(conn: redis.Redis, ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200, help="accounts (Dovecot users) to hold")
     parser.add_argument("--samples", type=int, default=50, help="messages appended for the latency figures")
+    parser.add_argument("--big", type=int, default=0,
+                        help="instead: changes in an INBOX of this many messages next to a 10-message one")
     args = parser.parse_args()
+    if args.big:
+        run_big(args.big, args.samples)
+        return
     n = args.accounts
     with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
         redis_server = RedisServer(Path(tmp))

@@ -219,6 +219,8 @@ SETTINGS = (
     Setting("IMAP_BACKOFF_MIN", _positive_float, "2",
             "seconds before the first reconnect; doubles, with jitter"),
     Setting("IMAP_BACKOFF_MAX", _positive_float, "600", "most seconds between reconnect attempts"),
+    Setting("IMAP_LOGIN_RATE", _positive_float, "20",
+            "IMAP logins per second per IMAP process at most (spreads reconnects: no login storms)"),
 )
 
 

@@ -17,6 +17,16 @@ class Keys:
         self.accounts = base + "accounts"  # zset account id -> created (unix time)
         self.account_changes = base + "account-changes"  # pub/sub channel, see shared.stores.accounts
         self.admin_password = base + "admin-password"  # scrypt record of the admin pages' password
+        # Account changes as a log: zset account id -> sequence number of its last change, so an
+        # IMAP process reads only what changed since it last looked (shared/stores/accounts.py).
+        self.account_log = base + "account-log"
+        self.account_log_seq = base + "account-log-seq"
+        self.account_tombstones = base + "account-tombstones"  # zset deleted id -> unix time
+        # IMAP leases (shared/stores/leases.py): processes' own leases, and who holds which account.
+        self.imap_leases = base + "imap-leases"  # zset worker id -> lease expiry (ms, Redis time)
+        self.imap_free = base + "imap-free"  # set of account ids no IMAP process holds
+        self.imap_leases_ready = base + "imap-leases-ready"  # accounts from before the sets adopted
+        self.unheld_reporter = base + "unheld-reporter"  # the host whose /metrics counts unheld accounts
         self._base = base
 
     def token(self, token_hash: str) -> str:
@@ -38,9 +48,37 @@ class Keys:
         """Hash {success, fail} of webhook attempts in one minute (unix time // 60), expiring."""
         return f"{self._base}webhook-attempts:{minute}"
 
+    def imap_held(self, worker_id: str) -> str:
+        """Set of the account ids one IMAP process holds."""
+        return f"{self._base}imap-held:{worker_id}"
+
     def account_lease(self, account_id: str) -> str:
-        """Worker id of the IMAP process holding the account (with a TTL); see workers/imap/leases.py."""
+        """Worker id of the IMAP process holding the account; see shared/stores/leases.py."""
         return self.account(account_id) + ":lease"
+
+    # -- an IMAP account's sync state (workers/imap/syncstate.py), deleted by name with the account
+    def account_status(self, account_id: str) -> str:
+        return self.account(account_id) + ":status"
+
+    def account_mailboxes(self, account_id: str) -> str:
+        """Hash path -> JSON of the mailbox as last synced; its fields name the per-path keys."""
+        return self.account(account_id) + ":mailboxes"
+
+    def account_flags(self, account_id: str, path: str) -> str:
+        """Hash uid -> flags of every known message of one mailbox."""
+        return self.account(account_id) + ":uids:" + path
+
+    def account_index(self, account_id: str, path: str) -> str:
+        """Sorted set of the known UIDs of one mailbox (score = UID): ranges and ranks."""
+        return self.account(account_id) + ":index:" + path
+
+    def account_keys(self, account_id: str, paths) -> list[str]:
+        """Every key of one account, given the paths of its mailboxes (the account hash's fields)."""
+        names = [self.account(account_id), self.account_lease(account_id), self.account_status(account_id),
+                 self.account_mailboxes(account_id)]
+        for path in paths:
+            names += [self.account_flags(account_id, path), self.account_index(account_id, path)]
+        return names
 
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""

@@ -22,9 +22,13 @@ log = logging.getLogger(__name__)
 Work = Callable[[object, object, threading.Event], None]
 
 
-def run(process_type: str, work: Work | None = None) -> None:
+def run(process_type: str, work: Work | None = None, preload: Callable[[], None] | None = None) -> None:
+    """preload(): imports that need the bootstrap done, run before any greenlet starts (so that
+    no greenlet spends its first moments importing, which gevent's blocking monitor reports)."""
     try:
         config = bootstrap.prepare(process_type)
+        if preload is not None:
+            preload()
         from shared.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
 
         lifecycle = Lifecycle(config, process_type)

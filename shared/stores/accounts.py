@@ -5,10 +5,14 @@ Redis layout (all under REDIS_PREFIX, names in shared.keys):
 - `account:<id>`: hash with account, name, email, webhooks (the per-account webhook URL the
   webhook workers read), imap (JSON without the password), imapPass (encrypted), created,
   state and lastError (written by the IMAP worker that holds the account);
-- `account:<id>:*`: the IMAP worker's sync state; deleted with the account;
-- `account-changes`: pub/sub channel, JSON `{"account", "action"}` with action added, updated,
-  deleted or reconnect, so workers react at once (they also rescan: pub/sub loses messages
-  while a subscriber is disconnected).
+- `account:<id>:*`: the IMAP worker's sync state and lease, named in shared.keys; deleted by
+  those names with the account (the mailboxes hash names the per-mailbox keys), never by SCAN;
+- `account-log`: sorted set id -> sequence number (`account-log-seq`) of the account's last
+  change (added, updated, deleted, reconnect): IMAP processes read what changed since they last
+  looked, so no change is lost and none costs a read of every account;
+- `account-changes`: pub/sub channel, JSON `{"account", "action", "seq"}` with action added,
+  updated, deleted or reconnect: the fast path (pub/sub loses messages while a subscriber is
+  disconnected; the log does not).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import redis
 from ..keys import Keys
 from . import account_input
 from .credentials import Cipher
+from .leases import LeaseTable
 
 STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
           "disconnected", "unset")
@@ -29,12 +34,36 @@ BATCH = 1000  # commands per pipeline round trip when every account is read
 PUBLIC_FIELDS = ("account", "name", "email", "webhooks", "state", "created")
 
 # Create atomically: an id that exists is refused, and the record never exists half-written.
+# KEYS: accounts, record, free (shared/stores/leases.py), log, log seq. Returns the log's sequence
+# number, 0 if the id is taken.
 _CREATE = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
-return 1
+redis.call('SADD', KEYS[3], ARGV[1])
+local seq = redis.call('INCR', KEYS[5])
+redis.call('ZADD', KEYS[4], seq, ARGV[1])
+return seq
 """
+
+# KEYS: log, log seq. ARGV: id. Returns the change's sequence number.
+_LOG = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+return seq
+"""
+
+# KEYS: log, tombstones, accounts. ARGV: now, keep seconds. Deleted accounts leave the log once
+# every IMAP process has long seen their deletion (a re-created id is kept).
+_TRIM = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[2], 'LIMIT', 0, 100)
+for _, id in ipairs(old) do
+  if not redis.call('ZSCORE', KEYS[3], id) then redis.call('ZREM', KEYS[1], id) end
+  redis.call('ZREM', KEYS[2], id)
+end
+return #old
+"""
+TOMBSTONE_SECONDS = 86400
 
 
 # Change a record only while the account exists: a write racing a DELETE never leaves an orphan
@@ -90,6 +119,9 @@ class AccountStore:
         self.cipher = Cipher(secret)
         self._create = conn.register_script(_CREATE)
         self._change_script = conn.register_script(_CHANGE)
+        self._log = conn.register_script(_LOG)
+        self._trim = conn.register_script(_TRIM)
+        self.leases = LeaseTable(conn, keys)
 
     # -- API side -------------------------------------------------------------------------------
     def create(self, body) -> dict:
@@ -99,9 +131,12 @@ class AccountStore:
         fields.update(account=account["account"], created=str(int(time.time() * 1000)),
                       state="init" if account["imap"] else "unset")
         args = [account["account"], time.time()] + [item for pair in fields.items() for item in pair]
-        if not self._create(keys=[self.keys.accounts, self.keys.account(account["account"])], args=args):
+        keys = [self.keys.accounts, self.keys.account(account["account"]), self.keys.imap_free,
+                self.keys.account_log, self.keys.account_log_seq]
+        seq = self._create(keys=keys, args=args)
+        if not seq:
             raise AccountExists(account["account"])
-        self._publish(account["account"], "added")
+        self._publish(account["account"], "added", seq)
         return self.get(account["account"])
 
     def update(self, account_id: str, body) -> dict | None:
@@ -119,38 +154,49 @@ class AccountStore:
                 fields["state"] = "unset"
             if not self._change(account_id, fields, ("imap", "imapPass") if imap_off else ()):
                 return None  # deleted meanwhile
-            self._publish(account_id, "updated")
+            self._changed(account_id, "updated")
         return self.get(account_id)
 
     def delete(self, account_id: str) -> bool:
         if not account_input.valid_id(account_id):
             return False
-        record = self.keys.account(account_id)
-        pipe = self.conn.pipeline()
-        pipe.zrem(self.keys.accounts, account_id)
-        pipe.delete(record)
-        removed = pipe.execute()[0]
-        stale = list(self.conn.scan_iter(match=_glob_escape(record) + ":*", count=500))
-        for start in range(0, len(stale), 500):
-            self.conn.delete(*stale[start:start + 500])
+        removed = self.conn.zrem(self.keys.accounts, account_id)
+        self.leases.forget(account_id)
+        paths = [p.decode() for p in self.conn.hkeys(self.keys.account_mailboxes(account_id))]
+        names = self.keys.account_keys(account_id, paths)
+        for start in range(0, len(names), 500):
+            self.conn.delete(*names[start:start + 500])
         if removed:
-            self._publish(account_id, "deleted")
+            now = time.time()
+            pipe = self.conn.pipeline()
+            pipe.zadd(self.keys.account_tombstones, {account_id: now})
+            self._trim(keys=[self.keys.account_log, self.keys.account_tombstones, self.keys.accounts],
+                       args=[now, TOMBSTONE_SECONDS], client=pipe)
+            pipe.execute()
+            self._changed(account_id, "deleted")
         return bool(removed)
 
     def request_reconnect(self, account_id: str) -> bool:
         if not self.exists(account_id):
             return False
-        self._publish(account_id, "reconnect")
+        self._changed(account_id, "reconnect")
         return True
+
+    # -- the change log (IMAP workers) -----------------------------------------------------------
+    def change_seq(self) -> int:
+        """The sequence number of the latest account change."""
+        return int(self.conn.get(self.keys.account_log_seq) or 0)
+
+    def changes_since(self, seq: int) -> list[tuple[str, int]]:
+        """(account id, sequence number) of every account changed after `seq`, oldest first."""
+        return [(m.decode(), int(score)) for m, score in
+                self.conn.zrangebyscore(self.keys.account_log, f"({seq}", "+inf", withscores=True)]
 
     def get(self, account_id: str) -> dict | None:
         if not account_input.valid_id(account_id):
             return None
-        pipe = self.conn.pipeline()
-        pipe.hgetall(self.keys.account(account_id))
-        pipe.exists(self.keys.account_lease(account_id))
-        raw, held = pipe.execute()
-        return self._public(raw, held) if raw else None
+        raw = self.conn.hgetall(self.keys.account(account_id))
+        return self._public(raw, self.leases.held([account_id])[0]) if raw else None
 
     def exists(self, account_id: str) -> bool:
         if not account_input.valid_id(account_id):
@@ -164,10 +210,8 @@ class AccountStore:
         pipe = self.conn.pipeline()
         for account_id in ids:
             pipe.hgetall(self.keys.account(account_id))
-            pipe.exists(self.keys.account_lease(account_id))
-        replies = pipe.execute()
-        accounts = [self._public(raw, held) for raw, held in zip(replies[::2], replies[1::2], strict=True)
-                    if raw]
+        records = pipe.execute()
+        accounts = [self._public(raw, held) for raw, held in zip(records, self.held(ids), strict=True) if raw]
         return {"total": total, "page": page, "pages": max(1, -(-total // page_size)),
                 "accounts": accounts}
 
@@ -175,14 +219,12 @@ class AccountStore:
         return [i.decode() for i in self.conn.zrange(self.keys.accounts, 0, -1)]
 
     def held(self, ids: list[str]) -> list[bool]:
-        """Whether an IMAP process holds each account (its lease key exists), in batched pipelines."""
-        found: list[bool] = []
-        for start in range(0, len(ids), BATCH):
-            pipe = self.conn.pipeline(transaction=False)
-            for account_id in ids[start:start + BATCH]:
-                pipe.exists(self.keys.account_lease(account_id))
-            found.extend(bool(n) for n in pipe.execute())
-        return found
+        """Whether a live IMAP process holds each account."""
+        return self.leases.held(ids) if ids else []
+
+    def unheld(self) -> int:
+        """How many accounts no live IMAP process holds (the scrape's count; a few commands)."""
+        return self.leases.unheld()
 
     def count_by_state(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -215,6 +257,10 @@ class AccountStore:
             fields["lastError"] = json.dumps(error)
         self._change(account_id, fields)  # does nothing once the account is deleted
 
+    def set_sync_errors(self, account_id: str, errors: dict[str, str]) -> None:
+        """Record the folders the holding worker could not sync (path -> the server's answer)."""
+        self._change(account_id, {"syncErrors": json.dumps(errors)})
+
     def _change(self, account_id: str, fields: dict, remove=()) -> bool:
         args = [account_id, len(remove), *remove, *(item for pair in fields.items() for item in pair)]
         return bool(self._change_script(keys=[self.keys.accounts, self.keys.account(account_id)], args=args))
@@ -243,11 +289,13 @@ class AccountStore:
         view["webhooks"] = view["webhooks"] or None
         view["imap"] = json.loads(raw[b"imap"]) if raw.get(b"imap") else None
         view["lastError"] = json.loads(raw[b"lastError"]) if raw.get(b"lastError") else None
+        view["syncErrors"] = json.loads(raw[b"syncErrors"]) if raw.get(b"syncErrors") else {}
         return view
 
-    def _publish(self, account_id: str, action: str) -> None:
-        self.conn.publish(self.keys.account_changes, json.dumps({"account": account_id, "action": action}))
+    def _changed(self, account_id: str, action: str) -> None:
+        seq = self._log(keys=[self.keys.account_log, self.keys.account_log_seq], args=[account_id])
+        self._publish(account_id, action, seq)
 
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+    def _publish(self, account_id: str, action: str, seq: int) -> None:
+        message = {"account": account_id, "action": action, "seq": int(seq)}
+        self.conn.publish(self.keys.account_changes, json.dumps(message))

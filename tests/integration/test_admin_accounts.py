@@ -8,6 +8,7 @@ from rq import Queue
 
 from shared.keys import Keys
 from support.admin import logged_in, post_form
+from support.imap import hold_elsewhere
 from support.servers import wait_for
 
 FORM = {"account": "alice", "name": "Alice", "email": "alice@example.com", "imap_host": "imap.example.com",
@@ -61,7 +62,7 @@ def test_duplicate_id_is_refused(admin, account_store):
 def test_list_shows_state_and_last_error(admin, conn, account_store):
     account_store.create({"account": "bob", "name": "Bob", "imap": {
         "host": "imap.example.com", "port": 993, "secure": True, "auth": {"user": "bob", "pass": "pw"}}})
-    conn.set(account_store.keys.account_lease("bob"), "imap-worker-1", ex=60)  # as a worker holding it
+    hold_elsewhere(conn, "bob", "imap-worker-1")  # as a worker holding it
     error = {"response": "Invalid credentials (Failure)", "serverResponseCode": "AUTHENTICATIONFAILED"}
     account_store.set_state("bob", "authenticationError", error)
     session = logged_in(admin)
@@ -93,7 +94,9 @@ def test_reconnect_is_published_to_the_workers(admin, conn, account_store):
     page = post_form(session, admin, "/admin/accounts", "/admin/accounts/alice/reconnect", {})
     assert page.status_code == 200 and "reconnect" in page.text
     message = wait_for(lambda: pubsub.get_message(timeout=0.5), what="the reconnect message")
-    assert json.loads(message["data"]) == {"account": "alice", "action": "reconnect"}
+    change = json.loads(message["data"])
+    assert change == {"account": "alice", "action": "reconnect", "seq": change["seq"]}
+    assert account_store.changes_since(change["seq"] - 1) == [("alice", change["seq"])]  # logged too
     pubsub.close()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import time
 
-from support.imap import KEYS, add_account, holder, wait_state
+from support.imap import KEYS, add_account, expire_lease, hold_elsewhere, holder, wait_state
 from support.servers import wait_for
 from support.tcpproxy import TcpProxy
 from support.webhooks import notify_queue
@@ -71,11 +71,11 @@ def test_a_lease_lost_mid_sync_stops_the_sync_at_once(conn, dovecot, imap_env, s
     bulk_sync_under_way(conn, dovecot, "mona")
     ended = sessions_ended(dovecot, "mona")
 
-    # Another process holds the account now (its lease expires in 3 s: then this one takes it back).
-    conn.set(KEYS.account_lease("mona"), "imap:999999:elsewhere", px=3000)
+    # The process's lease runs out (as if it had stalled): another process may take its accounts.
+    expire_lease(conn, holder(conn, "mona"))
     wait_for(lambda: sessions_ended(dovecot, "mona") > ended, timeout=20, what="the session to end")
     assert len(announced(conn)) < BULK  # killed mid-sync, not after finishing it
-    assert "lost the lease of 1 account(s)" in worker.output()
+    assert "the lease of this process expired: stopping all 1 session(s) now" in worker.output()
 
     wait_for(lambda: pid_of(holder(conn, "mona")) == worker.pid, timeout=20, what="the account taken back")
     wait_for(lambda: len(announced(conn)) == BULK, timeout=30, what="the rest announced after the takeback")
@@ -108,18 +108,19 @@ def test_sessions_stop_when_redis_is_unreachable_and_resume_after(conn, dovecot,
 
 def test_redis_refusing_writes_is_retried_not_fatal(conn, dovecot, imap_env, spawn):
     add_account(conn, dovecot, "olga")
-    # Held elsewhere for 3 s: the worker tries to take it while Redis refuses writes.
-    conn.set(KEYS.account_lease("olga"), "imap:999999:elsewhere", px=3000)
+    hold_elsewhere(conn, "olga", "imap:999999:elsewhere", seconds=600)  # not this process's yet
     worker = spawn("workers.imap", imap_env)
     wait_for(lambda: "imap process started" in worker.output(), what="the worker to start")
+    time.sleep(1)  # it has joined (its own lease written)
     conn.config_set("maxmemory", "1")  # noeviction: every write is refused with OOM
     try:
-        wait_for(lambda: "balancing failed" in worker.output(), timeout=20, what="a refused balancing")
+        wait_for(lambda: "lease renewal failed" in worker.output(), timeout=20, what="a refused renewal")
         time.sleep(2)  # several more rounds (every 0.67 s)
         assert worker.proc.poll() is None, worker.output()[-2000:]
-        assert worker.output().count("balancing failed") == 1  # logged once, not every round
+        assert worker.output().count("lease renewal failed") == 1  # logged once, not every round
         assert "workers/imap/" not in worker.output()  # no traceback from the IMAP worker
     finally:
         conn.config_set("maxmemory", "0")
+    expire_lease(conn, "imap:999999:elsewhere")  # the other process is gone: this one takes over
     wait_state(conn, "olga", "connected")
-    assert "balancing works again" in worker.output()
+    assert "lease renewal works again" in worker.output()

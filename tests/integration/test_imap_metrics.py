@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from shared.keys import Keys
 from shared.stores.tokens import TokenStore
-from support.imap import add_account, store, wait_state
+from support.imap import add_account, expire_lease, hold_elsewhere, store, wait_state
 from support.scrape import parse, scrape_text, value
-from support.servers import wait_for
+from support.servers import free_port, start_web, wait_for
 
 STATES = ("init", "connecting", "connected", "syncing", "authenticationError", "connectError",
           "disconnected", "unset")
@@ -58,9 +58,32 @@ def test_accounts_held_on_another_host_are_not_counted_disconnected_here(conn, d
     token = TokenStore(conn, Keys()).issue(["metrics"])
     add_account(conn, dovecot, "lou")
     add_account(conn, dovecot, "mia")
-    conn.set(Keys().account_lease("mia"), "imap:4242:otherhost", ex=600)  # an IMAP process elsewhere
+    hold_elsewhere(conn, "mia", "imap:4242:otherhost")  # an IMAP process elsewhere
     samples = parse(scrape_text(web.url, token))
     assert value(samples, "imap_connections", status="disconnected") == 1  # lou only
-    conn.delete(Keys().account_lease("mia"))  # that process is gone and its lease expired
+    expire_lease(conn, "imap:4242:otherhost")  # that process is gone and its lease expired
     samples = parse(scrape_text(web.url, token))
     assert value(samples, "imap_connections", status="disconnected") == 2
+
+
+def test_unheld_accounts_are_reported_by_one_host_only(conn, dovecot, spawn, env, tmp_path):
+    """Two hosts' web processes (each its own metrics directory): the accounts no IMAP process
+    holds are counted by exactly one of them, so a sum over hosts counts every account once."""
+    token = TokenStore(conn, Keys()).issue(["metrics"])
+    for name in ("uma", "vic", "wes"):
+        add_account(conn, dovecot, name)
+    hosts = [start_web(spawn, dict(env, PORT=str(free_port()), PROMETHEUS_MULTIPROC_DIR=str(tmp_path / n)))
+             for n in "ab"]
+
+    def disconnected():
+        return [value(parse(scrape_text(host.url, token)), "imap_connections", status="disconnected")
+                for host in hosts]
+
+    for _ in range(3):  # the same host reports at every scrape
+        assert sorted(disconnected()) == [0, 3]
+    reporter = disconnected().index(3)
+    hosts[reporter].stop()  # that host is gone: its claim runs out after REPORTER_SECONDS,
+    conn.delete(Keys().unheld_reporter)  # (here: at once)
+    # and the next scrape of another host takes it over.
+    survivor = hosts[1 - reporter]
+    assert value(parse(scrape_text(survivor.url, token)), "imap_connections", status="disconnected") == 3

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from .imap_server import ImapServer
 from .servers import free_port, wait_for
 
 FIRST_UID = 20000  # users' uids: first_valid_uid is 100, and these collide with no system user
@@ -98,7 +97,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-class Dovecot:
+class Dovecot(ImapServer):
     """One Dovecot instance. `host`/`port` to connect; users added with add_user()."""
 
     def __init__(self, directory: Path | None = None, extra_config: str = ""):
@@ -145,24 +144,6 @@ class Dovecot:
                     pass
         wait_for(lambda: not self._answers(), timeout=10, what="dovecot to stop listening")
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1) as s:
-                return s.recv(100).startswith(b"* OK")
-        except OSError:
-            return False
-
     def log(self) -> str:
         parts = []
         for name in ("stderr.log", "dovecot.log"):
@@ -175,11 +156,16 @@ class Dovecot:
 
     def add_user(self, user: str, password: str) -> None:
         """A user with its own uid and home; usable at once (the passwd-file is re-read)."""
-        uid = FIRST_UID + len(self.users)
-        home = self.root / "home" / user
-        home.mkdir(exist_ok=True)
-        os.chown(home, uid, uid)
-        self.users[user] = (password, uid)
+        self.add_users({user: password})
+
+    def add_users(self, passwords: dict[str, str]) -> None:
+        """Many users at once (the passwd-file written once)."""
+        for user, password in passwords.items():
+            uid = FIRST_UID + len(self.users)
+            home = self.root / "home" / user
+            home.mkdir(exist_ok=True)
+            os.chown(home, uid, uid)
+            self.users[user] = (password, uid)
         self._write_users()
 
     def set_password(self, user: str, password: str) -> None:
@@ -196,17 +182,7 @@ class Dovecot:
         stamp = time.time() + 1
         os.utime(self.root / "users", (stamp, stamp))
 
-    def settings(self, user: str) -> dict:
-        """IMAP settings of a user, in the shape the accounts API takes (`imap` object)."""
-        return {"host": self.host, "port": self.port, "secure": False,
-                "auth": {"user": user, "pass": self.users[user][0]}}
-
     # -- mail --------------------------------------------------------------------------------
-
-    def client(self, user: str) -> IMAPClient:
-        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
-        client.login(user, self.users[user][0])
-        return client
 
     def append(self, user: str, subject: str = "Hello", sender: str = "Bob <bob@example.com>",
                to: str = "", body: str = "Hi.\n", folder: str = "INBOX", flags=()) -> int | None:

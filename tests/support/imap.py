@@ -15,7 +15,8 @@ KEYS = Keys("")
 SECRET = "test-secret-" + "0" * 20  # base_env's SERVICE_SECRET
 
 # Fast timings for tests: short leases, frequent folder polls, quick reconnects.
-FAST = dict(IMAP_LEASE_SECONDS="2", IMAP_POLL_INTERVAL="1", IMAP_BACKOFF_MIN="0.2", IMAP_BACKOFF_MAX="1")
+FAST = dict(IMAP_LEASE_SECONDS="2", IMAP_POLL_INTERVAL="1", IMAP_BACKOFF_MIN="0.2", IMAP_BACKOFF_MAX="1",
+            IMAP_LOGIN_RATE="200")
 
 
 def store(conn: redis.Redis) -> AccountStore:
@@ -62,3 +63,21 @@ def wait_event(receiver: Receiver, event: str, account: str | None = None, timeo
 def holder(conn: redis.Redis, account_id: str) -> str | None:
     raw = conn.get(KEYS.account(account_id) + ":lease")
     return raw.decode() if raw else None
+
+
+def hold_elsewhere(conn: redis.Redis, account_id: str, worker: str = "imap:4242:otherhost",
+                   seconds: float = 600) -> None:
+    """Make `account_id` held by another (live, for `seconds`) IMAP process, as its lease table
+    records it (shared/stores/leases.py)."""
+    now_ms = int(conn.time()[0] * 1000)
+    pipe = conn.pipeline()
+    pipe.zadd(KEYS.imap_leases, {worker: now_ms + int(seconds * 1000)})
+    pipe.srem(KEYS.imap_free, account_id)
+    pipe.sadd(KEYS.imap_held(worker), account_id)
+    pipe.set(KEYS.account_lease(account_id), worker)
+    pipe.execute()
+
+
+def expire_lease(conn: redis.Redis, worker: str) -> None:
+    """End an IMAP process's own lease now, as if it had not renewed it in time."""
+    conn.zadd(KEYS.imap_leases, {worker: 0})

@@ -6,8 +6,8 @@ import datetime
 
 from imapclient.response_types import Address, Envelope
 
+from shared.stores.leases import fair_share
 from workers.imap.client import login_failure, response_labels
-from workers.imap.leases import fair_share
 from workers.imap.sync import message_id, new_message_data
 
 

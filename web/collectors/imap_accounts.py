@@ -1,16 +1,22 @@
-"""imap_connections with the accounts that no IMAP process holds counted as `disconnected`.
+"""imap_connections with the accounts that no IMAP process holds counted as `disconnected`, once.
 
 IMAP processes report the accounts they hold, per state, in the livesum gauge (a dead process's
-share disappears with it). Accounts that no process holds (none running, or a dead process's
-accounts once their leases have expired) are counted from Redis: accounts without a lease key,
-as AccountStore.count_by_state does. That count is global, not this host's: with IMAP processes
-on several hosts, accounts held on another host have a lease and are not counted again here.
-The contract counts them as `disconnected`.
+share disappears with it), so each host's /metrics shows its own processes' accounts. Accounts
+that no process holds (none running, or a dead process's accounts once its lease has expired)
+belong to no host: they are counted from Redis (`AccountStore.unheld`, a few commands whatever
+the number of accounts) and added to `disconnected` by exactly one host, the *reporter*: the
+web process holding the Redis key `unheld-reporter` (taken when free, kept by its scrapes, given
+up after REPORTER_SECONDS without one). So `sum(imap_connections)` over hosts counts every
+account once. The key outlives several scrape intervals, so the reporter does not change between
+scrapes, which would let a sum over hosts see two hosts' reports at once. Every host also exposes
+the global count as `imap_accounts_unheld` (aggregated with `max`, like the other global gauges).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 import redis
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +26,16 @@ from shared.stores.accounts import AccountStore
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"
+UNHELD = "imap_accounts_unheld"
+REPORTER_SECONDS = 300
+
+# KEYS: the reporter key. ARGV: this host's id, seconds. 1 if this host reports.
+_REPORTER = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return 1
+"""
 
 
 def with_unheld(families, unheld: int):
@@ -43,19 +59,28 @@ def with_unheld(families, unheld: int):
 
 
 class ImapConnectionsCollector:
-    """Wraps the multiprocess collector; counts the unheld accounts in Redis at every scrape."""
+    """Wraps the multiprocess collector; the reporter host adds the unheld accounts."""
 
     def __init__(self, inner, accounts: AccountStore):
         self.inner = inner
         self.accounts = accounts
+        directory = os.path.abspath(getattr(inner, "directory", ""))
+        self.host_id = f"{socket.gethostname()}:{directory}"  # one install on one host
 
     def collect(self):
         families = self.inner.collect()
         try:
-            unheld = self.accounts.held(self.accounts.ids()).count(False)
+            reporter = self.accounts.conn.register_script(_REPORTER)
+            keys = [self.accounts.keys.unheld_reporter]
+            reports = reporter(keys=keys, args=[self.host_id, REPORTER_SECONDS])
+            unheld = self.accounts.unheld()
         except redis.RedisError as exc:
             log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
             metrics.safely(metrics.scrape_errors.labels(collector="imap_connections").inc)
-            yield from families
+            yield from with_unheld(families, 0)
             return
-        yield from with_unheld(families, unheld)
+        yield from with_unheld(families, unheld if reports else 0)
+        # The same global count on every host (dashboards and alerts take the max, as for queue_size).
+        family = GaugeMetricFamily(UNHELD, "IMAP accounts that no live IMAP process holds (global)")
+        family.add_metric([], unheld)
+        yield family

@@ -10,8 +10,12 @@ from shared.config import describe  # noqa: E402
 from workers.runner import run  # noqa: E402
 
 
+def preload():
+    import workers.imap.worker  # noqa: F401 - imports metrics: after bootstrap, before the greenlets
+
+
 def work(config, lifecycle, stop):
-    from workers.imap.worker import work as hold_accounts_until_stopped  # imports metrics: after bootstrap
+    from workers.imap.worker import work as hold_accounts_until_stopped
 
     hold_accounts_until_stopped(config, lifecycle, stop)
 
@@ -21,7 +25,7 @@ def main() -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter,
                             description="mailpulse IMAP worker (configured by environment)",
                             epilog="settings:\n" + describe()).parse_args()
-    run("imap", work)
+    run("imap", work, preload)
 
 
 if __name__ == "__main__":

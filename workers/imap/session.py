@@ -24,10 +24,12 @@ import redis
 
 from shared.events import emit
 from shared.keys import Keys
-from shared.stores.accounts import AccountStore
+from shared.stores.accounts import AccountStore, ImapSettings
 from shared.stores.credentials import CredentialsUnreadable
 
 from . import client as imap
+from .logins import LoginGate
+from .mailbox import Capabilities
 from .sync import AccountSync
 from .syncstate import SyncState
 
@@ -51,8 +53,12 @@ class Reconnect(Exception):
 
 class Session:
     def __init__(self, account_id: str, conn: redis.Redis, keys: Keys, store: AccountStore,
-                 settings: SessionSettings, on_state):
+                 settings: SessionSettings, on_state, logins: LoginGate):
         self.account_id = account_id
+        self.logins = logins
+        self.version = 0  # the account-change log's sequence number this session is up to date with
+        self.imap: ImapSettings | None = None  # read at the first attempt and after each change
+        self.announced: dict[str, str] | None = None  # the status hash, read once per session
         self.conn = conn
         self.keys = keys
         self.store = store
@@ -61,6 +67,10 @@ class Session:
         self.state = "init"
         self.sync_state = SyncState(conn, keys, account_id)
         self.client: imap.MeteredIMAPClient | None = None
+        self.sync_errors: dict[str, str] = {}  # path -> the server's refusal (the API's syncErrors)
+        self.recorded_errors: dict[str, str] | None = None  # as last written to the account
+        self.inbox_selected = False
+        self.recorded_error: dict | None = None  # the lastError this session wrote
         self.busy = False
         self.stopping = False
         self.reconnect_requested = False
@@ -95,6 +105,7 @@ class Session:
 
     def reconnect(self) -> None:
         """Settings changed or a reconnect was asked for: connect again now (after a running sync)."""
+        self.imap = None  # read the settings again
         self.reconnect_requested = True
         self.wake.set()
         if self.greenlet is not None and not self.busy and not self.stopping:
@@ -117,6 +128,8 @@ class Session:
         try:
             self._session()
             return 0
+        except Reconnect:
+            raise  # asked for: start over at once (_run), no backoff
         except imap.AuthFailed as exc:
             self._set_state("authenticationError")
             self._once("authError", "authenticationError", exc.response, exc.code)
@@ -158,11 +171,16 @@ class Session:
             pass
 
     def _session(self) -> None:
-        settings = self.store.imap_settings(self.account_id)
+        # The slot first: hundreds of sessions starting together reach Redis and the server
+        # spread over time, not at once.
+        self.logins.wait()
+        if self.imap is None:  # retries reuse what was read: a refusing server costs Redis nothing
+            self.imap = self.store.imap_settings(self.account_id)
+        settings = self.imap
         if settings is None:
             self._set_state("unset")
             self.wake.clear()
-            self.wake.wait(self.settings.poll_interval)  # until the account is updated
+            self.wake.wait()  # until the account is changed (the worker calls reconnect())
             raise Reconnect
         if self.state not in ("authenticationError", "connectError"):
             # A retry after an error keeps showing the error until it works: the state (and the
@@ -170,16 +188,16 @@ class Session:
             self._set_state("connecting")
         self.client = imap.connect(settings.host, settings.port, settings.secure, READ_TIMEOUT)
         imap.login(self.client, settings.user, settings.password)
-        status = self.sync_state.status()
+        status = self.announced = self.sync_state.status()
         if "connectError" in status:
             self.sync_state.clear_status("connectError")
+            del status["connectError"]
+        self.recorded_error = None
         if "authError" in status or "authenticated" not in status:
             self._guarded(self._announce_login, settings.user)
         capabilities = self.client.capabilities()
-        condstore = b"CONDSTORE" in capabilities
-        if condstore:
-            self.client.enable("CONDSTORE")
-        sync = AccountSync(self.client, self.sync_state, self._announce, condstore)
+        sync = AccountSync(self.client, self.sync_state, self._announce, self._enable(capabilities),
+                           self.sync_errors, self.account_id)
         initialized = "initialized" in status
         self._set_state("syncing")
         self._guarded(self._full_sync, sync, initialized)
@@ -190,6 +208,17 @@ class Session:
             self._idle_loop(sync)
         else:
             self._noop_loop(sync)
+
+    def _enable(self, capabilities) -> Capabilities:
+        """Turn on QRESYNC (or CONDSTORE alone) where offered; what the sync may then use."""
+        qresync = b"QRESYNC" in capabilities
+        condstore = qresync or b"CONDSTORE" in capabilities
+        if condstore and b"ENABLE" in capabilities:
+            enabled = self.client.enable("QRESYNC" if qresync else "CONDSTORE")
+            qresync = qresync and b"QRESYNC" in {e.upper() for e in enabled}
+        else:
+            qresync = False  # QRESYNC works only once enabled
+        return Capabilities(condstore=condstore, qresync=qresync)
 
     def _guarded(self, work, *args) -> None:
         """Run a sync step that emits events; a stop waits for it, then ends the session."""
@@ -209,20 +238,26 @@ class Session:
         self._announce("authenticationSuccess", {"user": user})  # first, as every event
         self.sync_state.clear_status("authError")
         self.sync_state.set_status(authenticated="1")
+        self.announced.pop("authError", None)
 
     def _announce_initialized(self) -> None:
         self._announce("accountInitialized", {"initSync": True})
         self.sync_state.set_status(initialized="1")
 
     def _full_sync(self, sync: AccountSync, announce_new_mailboxes: bool = True) -> None:
-        for path in sync.list_mailboxes(announce_new_mailboxes):
-            if path.upper() != "INBOX" and sync.changed_since_sync(path):
-                sync.sync_mailbox(path)
-        sync.sync_mailbox("INBOX")  # last: INBOX stays selected for IDLE
+        self.inbox_selected = sync.sync_all(announce_new_mailboxes)
+        if self.sync_errors != self.recorded_errors:
+            self.store.set_sync_errors(self.account_id, self.sync_errors)
+            self.recorded_errors = dict(self.sync_errors)
 
     def _idle_loop(self, sync: AccountSync) -> None:
         next_poll = time.monotonic() + self.settings.poll_interval
         while True:
+            if not self.inbox_selected:  # INBOX refused (listed in syncErrors): try at the next poll
+                self._wait_for_poll(next_poll)
+                self._guarded(self._full_sync, sync)
+                next_poll = time.monotonic() + self.settings.poll_interval
+                continue
             self.client.idle()
             renew_at = time.monotonic() + self.settings.idle_renew
             changed = False
@@ -241,7 +276,7 @@ class Session:
                 changed = any(not (isinstance(r, tuple) and r and r[0] == b"OK") for r in responses)
             self.client.idle_done()
             if changed:
-                self._guarded(sync.sync_mailbox, "INBOX")
+                self._guarded(self._sync_inbox, sync)
             if time.monotonic() >= next_poll:
                 self._guarded(self._full_sync, sync)
                 next_poll = time.monotonic() + self.settings.poll_interval
@@ -251,10 +286,19 @@ class Session:
         while True:
             gevent.sleep(min(NOOP_INTERVAL, self.settings.poll_interval))
             self.client.noop()
-            self._guarded(sync.sync_mailbox, "INBOX")
+            if self.inbox_selected:
+                self._guarded(self._sync_inbox, sync)
             if time.monotonic() >= next_poll:
                 self._guarded(self._full_sync, sync)
                 next_poll = time.monotonic() + self.settings.poll_interval
+
+    def _sync_inbox(self, sync: AccountSync) -> None:
+        self.inbox_selected = sync.sync_folder(sync.inbox)
+
+    def _wait_for_poll(self, next_poll: float) -> None:
+        while time.monotonic() < next_poll:
+            gevent.sleep(min(NOOP_INTERVAL, max(0.0, next_poll - time.monotonic())))
+            self.client.noop()  # the connection is checked meanwhile
 
     # -- helpers -------------------------------------------------------------------------------
     def _close(self) -> None:
@@ -281,10 +325,16 @@ class Session:
         error = {"response": response, "serverResponseCode": code}
 
         def announce() -> None:
+            if self.announced is None:
+                self.announced = self.sync_state.status()
+            if self.announced.get(field) == response and self.recorded_error == error:
+                return  # a retry failing the same way: nothing new to record or announce
             self.store.set_state(self.account_id, self.state, error)
-            if self.sync_state.status().get(field) != response:
+            self.recorded_error = error
+            if self.announced.get(field) != response:
                 self._announce(event, error)
                 self.sync_state.set_status(**{field: response})
+                self.announced[field] = response
 
         self.busy = True  # as _guarded: a stop or reconnect waits for the record
         try:

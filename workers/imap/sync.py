@@ -1,11 +1,17 @@
 """Bring one account's mailboxes in Redis up to date with the server, announcing the differences.
 
-A mailbox is compared with what was last synced (SyncState): a new UIDVALIDITY means its UIDs
-mean something else now (mailboxReset, then a fresh baseline); UIDs unknown so far are new
-mail (messageNew, with envelope data), known UIDs that are gone were deleted (messageDeleted), and
-changed flags are messageUpdated. With CONDSTORE only messages changed since HIGHESTMODSEQ are
-fetched; without it every message's flags are. A mailbox seen for the first time is baselined
-without messageNew, so adding an account does not announce the mail already in it.
+The folder list gives mailboxNew / mailboxDeleted; each mailbox is compared with what was last
+synced by workers/imap/mailbox.py (new UIDs, gone UIDs, changed flags, at a cost that follows
+the change), and this module says what the events carry: a new UIDVALIDITY is mailboxReset
+(then a fresh baseline), new mail messageNew (envelope data), gone mail messageDeleted, changed
+flags messageUpdated. The mailboxes present at the account's first sync are baselined without
+messageNew, so adding an account announces none of the mail already there; mail in a mailbox
+that appears later is new mail, announced.
+
+Folders are isolated: INBOX is synced first, a folder that the server refuses (NO to EXAMINE or
+STATUS: no permission, deleted between LIST and EXAMINE) is skipped, kept in `errors` (the
+account's `syncErrors`), logged when its error changes, and tried again at the next poll. Only a
+lost connection ends the sync.
 
 Each event is emitted before the state that records it: a crash in between announces a message
 again rather than never.
@@ -16,18 +22,19 @@ from __future__ import annotations
 import base64
 import email.header
 import hashlib
+import imaplib
 import logging
 from collections.abc import Callable
 
 from imapclient import IMAPClient
 
+from .mailbox import Capabilities, MailboxSync, flag_list
 from .syncstate import SyncState
 
 log = logging.getLogger(__name__)
 
 SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
 NOSELECT = (b"\\Noselect", b"\\NonExistent")
-FETCH_BATCH = 200
 
 Announce = Callable[..., None]  # announce(event, data, path=None, special_use=None)
 
@@ -52,12 +59,6 @@ def _addresses(addresses) -> list[dict]:
     return result
 
 
-def _flags(flags) -> list[str]:
-    # \Recent belongs to one session (it differs between two connections): not a message change.
-    names = (f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags or ())
-    return sorted(f for f in names if f != "\\Recent")
-
-
 def message_id(path: str, uidvalidity: int, uid: int) -> str:
     """A stable opaque id of one message in one mailbox generation."""
     digest = hashlib.sha256(f"{path}\0{uidvalidity}\0{uid}".encode()).digest()[:12]
@@ -71,7 +72,7 @@ def new_message_data(path: str, uidvalidity: int, uid: int, item: dict) -> dict:
     return {
         "id": message_id(path, uidvalidity, uid), "uid": uid, "path": path,
         "date": date.isoformat() if date else None,
-        "flags": _flags(item.get(b"FLAGS")), "size": item.get(b"RFC822.SIZE"),
+        "flags": flag_list(item.get(b"FLAGS")), "size": item.get(b"RFC822.SIZE"),
         "subject": _text(env.subject) if env else "",
         "from": from_[0] if from_ else None,
         "to": _addresses(env.to if env else None),
@@ -79,106 +80,126 @@ def new_message_data(path: str, uidvalidity: int, uid: int, item: dict) -> dict:
     }
 
 
+class Announcer:
+    """The events of one account's mailbox changes (mailbox.Report), with their paths' special use."""
+
+    def __init__(self, announce: Announce):
+        self.announce = announce
+        self.special_use: dict[str, str] = {}
+
+    def _emit(self, event: str, data: dict, path: str) -> None:
+        self.announce(event, data, path=path, special_use=self.special_use.get(path))
+
+    def reset(self, path: str, uidvalidity: int) -> None:
+        self._emit("mailboxReset", {"path": path, "uidValidity": str(uidvalidity)}, path)
+
+    def new(self, path: str, uidvalidity: int, uid: int, item: dict) -> None:
+        self._emit("messageNew", new_message_data(path, uidvalidity, uid, item), path)
+
+    def deleted(self, path: str, uidvalidity: int, uid: int) -> None:
+        self._emit("messageDeleted", {"id": message_id(path, uidvalidity, uid), "uid": uid}, path)
+
+    def updated(self, path: str, uidvalidity: int, uid: int, before: str, after: str) -> None:
+        old, new = set(before.split()), set(after.split())
+        changes = {"flags": {"added": sorted(new - old), "removed": sorted(old - new), "value": sorted(new)}}
+        data = {"id": message_id(path, uidvalidity, uid), "uid": uid, "changes": changes}
+        self._emit("messageUpdated", data, path)
+
+
+def refused(exc: Exception) -> bool:
+    """The server answered NO/BAD to a command about one folder (the connection is fine)."""
+    return isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort)
+
+
 class AccountSync:
-    def __init__(self, client: IMAPClient, state: SyncState, announce: Announce, condstore: bool):
+    def __init__(self, client: IMAPClient, state: SyncState, announce: Announce, caps: Capabilities,
+                 errors: dict[str, str], account_id: str = ""):
         self.client = client
         self.state = state
-        self.announce = announce
-        self.condstore = condstore
-        self.special_use: dict[str, str] = {}
+        self.caps = caps
+        self.announcer = Announcer(announce)
+        self.mailbox = MailboxSync(client, state, self.announcer, caps)
+        self.errors = errors  # path -> the server's refusal, kept by the session across reconnects
+        self.account_id = account_id
+        self.paths: list[str] = []
+        self.inbox = "INBOX"  # as the server names it
 
     # -- mailbox list ----------------------------------------------------------------------------
     def list_mailboxes(self, announce_changes: bool) -> list[str]:
-        """Selectable mailboxes now; new and deleted ones are announced (after the first sync)."""
+        """Selectable mailboxes now; new and deleted ones are announced (after the first sync).
+        A new one is recorded as empty, so that the mail in it is announced as new."""
         paths = []
-        for flags, _delimiter, name in self.client.list_folders():
+        delimiters = {}
+        for flags, delimiter, name in self.client.list_folders():
             if any(f in NOSELECT for f in flags):
                 continue
             paths.append(name)
+            delimiters[name] = delimiter.decode() if isinstance(delimiter, bytes) else (delimiter or "")
             use = next((f.decode() for f in flags if f in SPECIAL_USE), None)
             if use:
-                self.special_use[name] = use
+                self.announcer.special_use[name] = use
         known = self.state.mailboxes()
         for path in paths:
             if path not in known and announce_changes:
-                self.announce("mailboxNew", {"path": path, "name": path.rsplit("/", 1)[-1]}, path=path,
-                              special_use=self.special_use.get(path))
+                name = path.rsplit(delimiters[path], 1)[-1] if delimiters[path] else path
+                self.announcer._emit("mailboxNew", {"path": path, "name": name}, path)
+                self.state.save_mailbox(path, {"uidvalidity": None, "uidnext": 1, "exists": 0, "modseq": None,
+                                               "indexed": True})
         for path in set(known) - set(paths):
-            self.announce("mailboxDeleted", {"path": path}, path=path)
+            self.announcer._emit("mailboxDeleted", {"path": path}, path)
             self.state.forget_mailbox(path)
+        for path in set(self.errors) - set(paths):
+            self._cleared(path)
+        self.paths = paths
         return paths
 
     def changed_since_sync(self, path: str) -> bool:
         """A cheap STATUS look at a mailbox that is not selected: does it need a sync?"""
-        if not self.condstore:
+        if not self.caps.condstore:
             return True  # flag changes show only in the flags themselves: STATUS cannot tell
         saved = self.state.mailbox(path)
-        if saved is None:
+        if saved is None or saved.get("partial") or saved.get("uidvalidity") is None:
             return True
         status = self.client.folder_status(path, ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"])
         now = (status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT"), status.get(b"MESSAGES"),
                status.get(b"HIGHESTMODSEQ"))
         return now != (saved["uidvalidity"], saved["uidnext"], saved["exists"], saved["modseq"])
 
-    # -- one mailbox -----------------------------------------------------------------------------
-    def sync_mailbox(self, path: str) -> None:
-        """SELECT (read-only) the mailbox and announce what changed since the last sync."""
-        info = self.client.select_folder(path, readonly=True)
-        meta = {"uidvalidity": info.get(b"UIDVALIDITY"), "uidnext": info.get(b"UIDNEXT"),
-                "exists": info.get(b"EXISTS", 0), "modseq": info.get(b"HIGHESTMODSEQ")}
-        saved = self.state.mailbox(path)
-        if saved is None or saved["uidvalidity"] != meta["uidvalidity"]:
-            if saved is not None:
-                self.announce("mailboxReset", {"path": path, "uidValidity": str(meta["uidvalidity"])},
-                              path=path, special_use=self.special_use.get(path))
-            self.state.replace_all(path, self._all_flags(meta["exists"]), meta)
-            return
-        unchanged = (saved["uidnext"] == meta["uidnext"] and saved["exists"] == meta["exists"])
-        if self.condstore and meta["modseq"] is not None and saved.get("modseq") is not None:
-            if unchanged and saved["modseq"] == meta["modseq"]:
-                return
-            current = set(self.client.search(["ALL"])) if meta["exists"] else set()
-            changed = self._flags_changed_since(saved["modseq"]) if meta["exists"] else {}
-        else:
-            changed = self._all_flags(meta["exists"])
-            current = set(changed)
-        known = self.state.known(path)
-        self._announce_new(path, meta["uidvalidity"], sorted(current - set(known)))
-        for uid in sorted(set(known) - current):
-            self.announce("messageDeleted", {"id": message_id(path, meta["uidvalidity"], uid), "uid": uid},
-                          path=path, special_use=self.special_use.get(path))
-            self.state.forget(path, uid)
-        for uid, flags in changed.items():
-            if uid in known and known[uid] != flags:
-                self._announce_flags(path, meta["uidvalidity"], uid, known[uid], flags)
-                self.state.remember(path, uid, flags)
-        self.state.save_mailbox(path, meta)
+    # -- syncing -----------------------------------------------------------------------------------
+    def sync_all(self, announce_new_mailboxes: bool = True) -> bool:
+        """The folder list, INBOX first, then every other folder that changed, each on its own; at
+        the end INBOX is selected again (for IDLE). Returns whether INBOX is selected."""
+        paths = self.list_mailboxes(announce_new_mailboxes)
+        inbox = self.inbox = next((p for p in paths if p.upper() == "INBOX"), "INBOX")
+        self.sync_folder(inbox, full=True)
+        others = [p for p in paths if p != inbox]
+        for path in others:
+            self._isolated(path, lambda p=path: self.changed_since_sync(p) and self.mailbox.sync(p, True))
+        if not others:
+            return inbox not in self.errors
+        return self.sync_folder(inbox)
 
-    def _all_flags(self, exists: int) -> dict[int, str]:
-        if not exists:
-            return {}
-        return {uid: " ".join(_flags(item.get(b"FLAGS")))
-                for uid, item in self.client.fetch_all(["FLAGS"]).items()}
+    def sync_folder(self, path: str, full: bool = False) -> bool:
+        """Sync one folder (isolated); True if it worked (it is selected now)."""
+        return self._isolated(path, lambda: self.mailbox.sync(path, full=full))
 
-    def _flags_changed_since(self, modseq: int) -> dict[int, str]:
-        items = self.client.fetch_all(["FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
-        return {uid: " ".join(_flags(item.get(b"FLAGS"))) for uid, item in items.items()}
+    def _isolated(self, path: str, work) -> bool:
+        try:
+            work()
+        except Exception as exc:
+            if not refused(exc):
+                raise  # the connection (or Redis) failed: the session handles that
+            self._failed(path, f"{exc}"[:300])
+            return False
+        self._cleared(path)
+        return True
 
-    def _announce_new(self, path: str, uidvalidity: int, uids: list[int]) -> None:
-        for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start:start + FETCH_BATCH]
-            items = self.client.fetch(batch, ["UID", "ENVELOPE", "FLAGS", "RFC822.SIZE", "INTERNALDATE"])
-            for uid in batch:
-                item = items.get(uid)
-                if item is None:  # expunged between SEARCH and FETCH
-                    continue
-                self.announce("messageNew", new_message_data(path, uidvalidity, uid, item), path=path,
-                              special_use=self.special_use.get(path))
-                self.state.remember(path, uid, " ".join(_flags(item.get(b"FLAGS"))))
+    def _failed(self, path: str, message: str) -> None:
+        if self.errors.get(path) != message:
+            log.warning("account %s: folder %r skipped until the next poll: %s",
+                        self.account_id, path, message)
+        self.errors[path] = message
 
-    def _announce_flags(self, path: str, uidvalidity: int, uid: int, before: str, after: str) -> None:
-        old, new = set(before.split()), set(after.split())
-        changes = {"flags": {"added": sorted(new - old), "removed": sorted(old - new), "value": sorted(new)}}
-        self.announce("messageUpdated", {"id": message_id(path, uidvalidity, uid), "uid": uid,
-                                         "changes": changes},
-                      path=path, special_use=self.special_use.get(path))
+    def _cleared(self, path: str) -> None:
+        if self.errors.pop(path, None) is not None:
+            log.info("account %s: folder %r syncs again", self.account_id, path)

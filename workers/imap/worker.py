@@ -1,15 +1,19 @@
 """The IMAP process's work: hold a fair share of the accounts, one session greenlet per account.
 
-Every IMAP_LEASE_SECONDS/3 seconds (and at once when the account-changes channel says so) the
-balancer drops accounts that were deleted, gives back accounts above its fair share
-(ceil(accounts / live imap processes), so a new process gets its part), and takes free leases
-(new accounts, accounts of a dead process) up to it. The periodic rescan is what makes it
-correct; pub/sub only makes it quick (it loses messages while the subscriber is disconnected).
+Leases (shared/stores/leases.py): the process has one lease of its own, renewed every
+IMAP_LEASE_SECONDS/3 by a greenlet with its own Redis connection; the accounts it holds are held
+while that lease lives. Every round (and at once when the account-changes channel says so) the
+balancer frees the accounts of processes whose lease expired, reads the account-change log from
+where it last looked (settings changed, reconnect asked for, deleted: each reaches its session,
+even if pub/sub dropped the message), gives back accounts above its fair share
+(ceil(accounts / live imap processes)) and takes free ones up to it. Each step costs a few
+commands plus the change itself, however many accounts there are.
 
-Leases are kept by greenlets of their own. One renews the leases of held *and stopping* sessions
-until the last one has stopped (during shutdown too). Sessions whose lease was lost, and all of
-them once no renewal has succeeded for most of the TTL, are killed at once, even mid-sync
-(fencing: another process may hold the account now).
+Fencing: if the renewal finds the lease expired (the process stalled, or was cut off from Redis
+while others were not), or no renewal succeeded for most of the TTL, every session is killed at
+once, even mid-sync (another process may hold its account now), and the process joins again with
+an empty hand. Logins go through a LoginGate (IMAP_LOGIN_RATE per second), so taking hundreds
+of accounts at once is no login storm.
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ import gevent.event
 import gevent.pool
 import redis
 
-from shared.heartbeats import Heartbeats, is_live
 from shared.keys import Keys
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
+from shared.stores.leases import LeaseTable, fair_share
 
-from .leases import Leases, fair_share
+from .logins import LoginGate
 from .session import Session, SessionSettings
 
 log = logging.getLogger(__name__)
@@ -94,21 +98,25 @@ class ImapWorker:
         raise_open_files_limit()
         self.config = config
         self.keys: Keys = lifecycle.keys
+        self.worker_id: str = lifecycle.worker_id
         # A bounded pool: a thousand sessions syncing at once wait for a connection, not open one each.
         self.conn = connect(config, blocking_pool=REDIS_POOL_SIZE)
         self.store = AccountStore(self.conn, self.keys, service_secret(config))
-        self.heartbeats = Heartbeats(self.conn, self.keys)
         # Leases go through connections of their own: renewals never wait behind busy sessions.
         lease_conn = connect(config)
-        self.leases = Leases(lease_conn, self.keys, lifecycle.worker_id, config.IMAP_LEASE_SECONDS)
+        self.leases = LeaseTable(lease_conn, self.keys)
         self.ttl = config.IMAP_LEASE_SECONDS
+        self.ttl_ms = int(self.ttl * 1000)
         self.interval = config.IMAP_LEASE_SECONDS / 3
-        self.renewed_at = time.monotonic()  # when the last successful renewal began
+        self.joined = False  # this process's own lease started (with an empty hand)
+        self.renewed_at = time.monotonic()  # when the last successful renewal (or join) began
+        self.seen_seq = 0  # the account-change log has been read up to here
         self.settings = SessionSettings(config.IMAP_POLL_INTERVAL, config.IMAP_IDLE_RENEW,
                                         config.IMAP_BACKOFF_MIN, config.IMAP_BACKOFF_MAX)
+        self.logins = LoginGate(config.IMAP_LOGIN_RATE)
         self.gauge = StateGauge()
         self.sessions: dict[str, Session] = {}
-        # Sessions still stopping: their leases are renewed, their accounts not taken again yet.
+        # Sessions still stopping: still held (the lease renewal covers them), not taken again yet.
         self.stopping: dict[str, Session] = {}
         self.stoppers = gevent.pool.Group()
         self.rebalance = gevent.event.Event()
@@ -116,61 +124,82 @@ class ImapWorker:
     # -- entry point (workers.runner calls it in its own greenlet) ---------------------------
     def run(self, stop: threading.Event) -> None:
         listener = gevent.spawn(self._listen, stop)
-        keepers = [gevent.spawn(self._keep_leases), gevent.spawn(self._fence_unrenewed)]
+        keepers = [gevent.spawn(self._keep_lease), gevent.spawn(self._fence_unrenewed)]
         errors = RedisErrorLog("balancing")
         try:
             while not stop.is_set():
+                self.rebalance.clear()  # before the pass: a wake-up during it starts the next at once
                 try:
                     self._balance()
                     errors.succeeded()
                 except redis.RedisError as exc:  # OOM, READONLY, ... as well: keep what is held
                     errors.failed(exc)
-                self.rebalance.clear()
                 self.rebalance.wait(self.interval)
         finally:
             listener.kill()
             self._drop(list(self.sessions), release=True)
-            self.stoppers.join(timeout=30)  # the keepers renew the stopping sessions' leases meanwhile
+            self.stoppers.join(timeout=30)  # the keeper renews the lease meanwhile
             gevent.killall(keepers)
+            try:
+                self.leases.leave(self.worker_id)
+            except redis.RedisError as exc:
+                log.warning("leases not given back (they expire by themselves): %s", exc)
 
     # -- balancing -----------------------------------------------------------------------------
-    def _live_imap_processes(self) -> int:
-        now = time.time()
-        return sum(1 for w in self.heartbeats.workers(now)
-                   if w.type == "imap" and is_live(w, self.config.HEARTBEAT_INTERVAL, now))
-
     def _balance(self) -> None:
-        accounts = set(self.store.ids())
-        self._drop([a for a in self.sessions if a not in accounts], release=True)
-        share = fair_share(len(accounts), self._live_imap_processes())
+        if not self.joined:
+            self.leases.adopt_existing()
+            began = time.monotonic()
+            self.seen_seq = self.store.change_seq()  # sessions started from now on read settings anew
+            self.leases.join(self.worker_id, self.ttl_ms)
+            self.joined, self.renewed_at = True, began
+        live = self.leases.reap()
+        self._read_changes()
+        share = fair_share(self.conn.zcard(self.keys.accounts), live)
         if len(self.sessions) > share:
             extra = random.sample(sorted(self.sessions), len(self.sessions) - share)
             log.info("giving back %d account(s) above the fair share of %d", len(extra), share)
             self._drop(extra, release=True)
-        want = share - len(self.sessions)
+        want = share - len(self.sessions) - len(self.stopping)
         if want > 0:
-            free = [a for a in accounts if a not in self.sessions and a not in self.stopping]
-            random.shuffle(free)  # processes starting together do not all race for the same ids
-            holders = self.leases.holders(free)
-            free = [a for a in free if holders[a] is None][:want]
-            began = time.monotonic()
-            won = self.leases.acquire(free)
-            if won and not self.sessions and not self.stopping:
-                # Every lease held is fresh: the fencing clock starts now, not at the last renewal
-                # (which may still be hanging on a connection lost while Redis was away).
-                self.renewed_at = max(self.renewed_at, began)
+            won = self.leases.acquire(self.worker_id, want)
+            if won is None:
+                self._lost_lease("expired before accounts were taken")
+                return
             for account_id in won:
                 self._hold(account_id)
 
+    def _read_changes(self) -> None:
+        """Apply the account-change log from where it was last read (pub/sub may have lost some)."""
+        for account_id, seq in self.store.changes_since(self.seen_seq):
+            self.seen_seq = max(self.seen_seq, seq)
+            self._changed(account_id, seq, None)
+
+    def _changed(self, account_id: str, seq: int | None, action: str | None) -> None:
+        """One account changed (action known from pub/sub, or None from the log)."""
+        session = self.sessions.get(account_id)
+        if session is None:
+            if action == "added":
+                self.rebalance.set()
+            return
+        if seq is not None and seq <= session.version:
+            return  # already applied (pub/sub first, then the log)
+        session.version = max(session.version, seq or 0)
+        if action == "deleted" or (action is None and not self.store.exists(account_id)):
+            self._drop([account_id], release=True)
+        else:
+            session.reconnect()  # settings changed or a reconnect asked for: log in again
+
     def _hold(self, account_id: str) -> None:
-        session = Session(account_id, self.conn, self.keys, self.store, self.settings, self.gauge.change)
+        session = Session(account_id, self.conn, self.keys, self.store, self.settings, self.gauge.change,
+                          self.logins)
+        session.version = self.seen_seq
         self.sessions[account_id] = session
         session.start()
 
     def _drop(self, account_ids: list[str], release: bool) -> None:
         """Stop sessions in the background (letting syncs in progress finish), then give back
-        their leases. They count as stopping at once, so the balancer does not take them again
-        and the keeper renews their leases until they have stopped."""
+        their accounts. They count as stopping at once, so the balancer does not take them again."""
         sessions = [self.sessions.pop(a) for a in account_ids if a in self.sessions]
         if not sessions:
             return
@@ -192,37 +221,44 @@ class ImapWorker:
             # Not an account taken again meanwhile (possible only after its session was fenced).
             done = [s.account_id for s in sessions if s.account_id not in self.sessions]
             if release and done:
-                self.leases.release(done)
+                self.leases.release(self.worker_id, done)
             for account_id in done:
                 if not self.store.exists(account_id):
                     # Deleted while its last sync was running: remove what that sync wrote.
                     self.store.delete(account_id)
         except redis.RedisError as exc:
-            log.warning("leases not released (they expire by themselves): %s", exc)
+            log.warning("accounts not given back (they are freed once this lease expires): %s", exc)
 
-    # -- leases: renewal and fencing -------------------------------------------------------------
-    def _keep_leases(self) -> None:
-        """Renew the leases of held and stopping sessions every TTL/3 (until killed at the end)."""
+    # -- the lease: renewal and fencing ----------------------------------------------------------
+    def _keep_lease(self) -> None:
+        """Renew this process's lease every TTL/3 (until killed at the end)."""
         errors = RedisErrorLog("lease renewal")
         while True:
             started = time.monotonic()
-            kept = {**self.stopping, **self.sessions}
-            try:
-                lost = self.leases.renew(list(kept))
-                self.renewed_at = started
-                errors.succeeded()
-            except redis.RedisError as exc:
-                errors.failed(exc)
-            else:
-                if lost:
-                    log.warning("lost the lease of %d account(s): stopping their sessions now", len(lost))
-                    self._fence([kept[a] for a in lost])
+            if self.joined:
+                try:
+                    renewed = self.leases.renew(self.worker_id, self.ttl_ms)
+                except redis.RedisError as exc:
+                    errors.failed(exc)
+                else:
+                    if renewed:
+                        self.renewed_at = started
+                        errors.succeeded()
+                    else:
+                        self._lost_lease("expired")
             gevent.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
+    def _lost_lease(self, why: str) -> None:
+        sessions = list(self.sessions.values()) + list(self.stopping.values())
+        log.warning("the lease of this process %s: stopping all %d session(s) now", why, len(sessions))
+        self._fence(sessions)
+        self.joined = False  # the next round joins again and takes accounts anew
+        self.rebalance.set()
+
     def _fence_unrenewed(self) -> None:
-        """Kill every session once no renewal has succeeded for FENCE_AFTER of the TTL: their
-        leases may be expiring, and another process may take the accounts. The balancer takes
-        them again once Redis answers."""
+        """Kill every session once no renewal has succeeded for FENCE_AFTER of the TTL: the lease
+        may be expiring, and another process may take the accounts. The balancer takes accounts
+        again once Redis answers."""
         while True:
             gevent.sleep(self.ttl / 20)
             unrenewed = time.monotonic() - self.renewed_at
@@ -231,9 +267,10 @@ class ImapWorker:
                 log.warning("no lease renewed for %.1f s: stopping all %d session(s) now",
                             unrenewed, len(sessions))
                 self._fence(sessions)
+                self.joined = False
 
     def _fence(self, sessions: list[Session]) -> None:
-        """Kill sessions at once, a sync in progress included (their leases are gone or going)."""
+        """Kill sessions at once, a sync in progress included (their accounts may be another's now)."""
         for session in sessions:
             for table in (self.sessions, self.stopping):
                 if table.get(session.account_id) is session:
@@ -262,17 +299,14 @@ class ImapWorker:
     def _on_change(self, raw: bytes) -> None:
         try:
             change = json.loads(raw)
-            account_id, action = change["account"], change["action"]
-        except (ValueError, KeyError, TypeError):
+            account_id, action, seq = change["account"], change["action"], change.get("seq")
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignored a malformed account change message")
             return
-        session = self.sessions.get(account_id)
-        if action == "deleted" and session is not None:
-            self._drop([account_id], release=True)
-        elif action in ("updated", "reconnect") and session is not None:
-            session.reconnect()
-        elif action == "added":
-            self.rebalance.set()
+        try:
+            self._changed(account_id, seq if isinstance(seq, int) else None, action)
+        except redis.RedisError as exc:  # the log brings the change again at the next round
+            log.warning("account change not applied yet: %s", exc)
 
 
 def work(config, lifecycle, stop: threading.Event) -> None:
