@@ -41,9 +41,9 @@ def metrics_endpoint():
 def make_collectors(cfg) -> list:
     """The scrape's collectors, each guarded, for app.config["COLLECTORS"]."""
     conn = cfg["REDIS"]
-    processes = Guarded("processes", FoldedMultiProcessCollector(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR),
-                        uses_redis=False)
-    return [ImapConnectionsCollector(processes, cfg["ACCOUNTS"]),
+    directory = cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR
+    processes = Guarded("processes", FoldedMultiProcessCollector(directory), uses_redis=False)
+    return [ImapConnectionsCollector(processes, cfg["ACCOUNTS"], directory),
             *(Guarded(name, collector(conn)) for name, collector in REDIS_COLLECTORS.items()),
             Guarded("queues", QueueCollector(conn, cfg["KEYS"])),
             Guarded("workers", WorkersCollector(cfg["HEARTBEATS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL))]

@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 
 import redis
 from prometheus_client.core import GaugeMetricFamily
 
 from shared.metrics import definitions as metrics
+from shared.redis_trouble import RedisTrouble
 from shared.stores.accounts import AccountStore
+
+from .guarded import found_unreachable, redis_unreachable
 
 log = logging.getLogger(__name__)
 NAME = "imap_connections"
@@ -59,26 +63,37 @@ def with_unheld(families, unheld: int):
 
 
 class ImapConnectionsCollector:
-    """Wraps the multiprocess collector; the reporter host adds the unheld accounts."""
+    """Wraps the multiprocess collector; the reporter host adds the unheld accounts.
 
-    def __init__(self, inner, accounts: AccountStore):
+    Its Redis part is guarded like the other collectors (guarded.py): when it cannot be read,
+    the processes' own imap_connections are still served, without the unheld accounts.
+    """
+
+    def __init__(self, inner, accounts: AccountStore, directory: str):
         self.inner = inner
         self.accounts = accounts
-        directory = os.path.abspath(getattr(inner, "directory", ""))
-        self.host_id = f"{socket.gethostname()}:{directory}"  # one install on one host
+        self.host_id = f"{socket.gethostname()}:{os.path.abspath(directory)}"  # one install on one host
+        self.trouble = RedisTrouble("/metrics collector imap_connections", "web", log, loop=False)
+        self._lock = threading.Lock()
 
     def collect(self):
         families = self.inner.collect()
         try:
+            if redis_unreachable():
+                raise redis.ConnectionError("Redis already found unreachable by this scrape")
             reporter = self.accounts.conn.register_script(_REPORTER)
             keys = [self.accounts.keys.unheld_reporter]
             reports = reporter(keys=keys, args=[self.host_id, REPORTER_SECONDS])
             unheld = self.accounts.unheld()
         except redis.RedisError as exc:
-            log.warning("unheld accounts not counted (Redis unavailable): %s", exc)
+            found_unreachable(exc)
+            with self._lock:
+                self.trouble.failed(exc)
             metrics.safely(metrics.scrape_errors.labels(collector="imap_connections").inc)
             yield from with_unheld(families, 0)
             return
+        with self._lock:
+            self.trouble.succeeded()
         yield from with_unheld(families, unheld if reports else 0)
         # The same global count on every host (dashboards and alerts take the max, as for queue_size).
         family = GaugeMetricFamily(UNHELD, "IMAP accounts that no live IMAP process holds (global)")
