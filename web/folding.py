@@ -101,6 +101,7 @@ def main() -> None:
         config = bootstrap.prepare("web-folder", register=False)
     except ConfigError as exc:
         bootstrap.exit_on_config_error(exc)
+    os.nice(10)  # background work: the web process's threads answering scrapes come first
     stopping: list = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a flag: no lock in a handler
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the web process, which stops us
