@@ -1,17 +1,23 @@
 """Redis refusing, not gone: MISCONF (a save that failed), OOM (maxmemory), NOPERM (an ACL), and
-Redis gone for a while. The web process keeps answering /metrics, /health names the kind, every
-error is counted by kind, and everything works again once the cause is removed."""
+Redis gone for a while. The web process keeps answering /metrics, the workers keep running and
+lose nothing, /health names the kind, every error is counted by kind, and everything works again
+once the cause is removed."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import requests
 
+from shared.heartbeats import Heartbeats
 from shared.keys import Keys
 from shared.stores.tokens import TokenStore
 from support.faulty_redis import FaultyRedis
+from support.receiver import Receiver
 from support.scrape import parse, scrape_text, scrape_until, value
 from support.servers import base_env, start_web, wait_for
+from support.webhooks import KEYS, emit_many, enable_webhooks, registry_ids
 
 REFUSALS = {"misconf": (FaultyRedis.misconf, FaultyRedis.cure_misconf),
             "oom": (FaultyRedis.oom, FaultyRedis.cure_oom)}
@@ -57,7 +63,7 @@ def test_web_answers_while_redis_refuses_writes(kind, faulty, faulty_env, spawn)
     refuse(faulty)
     try:
         samples = parse(scrape_text(web.url, token))  # auth reads; its last-use write is refused
-        assert value(samples, "thread_starts") == 1 and value(samples, "redis_uptime_in_seconds") > 0
+        assert value(samples, "thread_starts") == 1 and value(samples, "redis_uptime_in_seconds") is not None
         assert value(samples, "queue_size", queue="notify", state="waiting") == 0
         status, body = health(web)
         assert status == 503 and f"Redis unavailable ({kind})" in body["problems"]
@@ -127,3 +133,53 @@ def test_metrics_answer_while_redis_is_gone(faulty, faulty_env, spawn):
     store.install(known, ("metrics",), "again")
     samples = parse(scrape_text(web.url, known))
     assert value(samples, "redis_uptime_in_seconds") is not None  # the Redis families are back
+
+
+WORKER_REFUSALS = {
+    "misconf": (FaultyRedis.misconf, FaultyRedis.cure_misconf),
+    "oom": (FaultyRedis.oom, FaultyRedis.cure_oom),
+    # Every Lua script: the webhooks claim and record, the IMAP lease renewal and balancing.
+    "noperm": (lambda r: r.forbid("evalsha", "eval"), lambda r: r.allow("evalsha", "eval")),
+}
+
+
+def received_jobs(receiver: Receiver) -> set[str]:
+    with receiver.lock:
+        return {r.headers["X-EE-Wh-Id"] for r in receiver.requests}
+
+
+@pytest.mark.parametrize("kind", sorted(WORKER_REFUSALS))
+def test_workers_ride_out_refusals(kind, faulty, faulty_env, spawn, tmp_path):
+    env = dict(faulty_env, REDIS_URL=faulty.user_url())  # the ACL user: every command until forbidden
+    web = start_web(spawn, env)
+    workers = {"imap": spawn("workers.imap", env), "webhooks": spawn("workers.webhooks", env)}
+    heartbeats = Heartbeats(faulty.client, KEYS)
+    refuse, cure = WORKER_REFUSALS[kind]
+    with Receiver(latency=1.0) as receiver:  # deliveries in flight as the refusal starts
+        enable_webhooks(faulty.client, receiver.url)
+        wait_for(lambda: len(heartbeats.workers()) == 3, what="three processes beating")
+        queued = set(emit_many(faulty.client, 20))
+        refuse(faulty)
+        try:
+            marker = f"Redis unavailable, retrying with backoff ({kind})"
+            wait_for(lambda: all(marker in w.output() for w in workers.values()),
+                     what=f"both workers to meet {kind}")
+            time.sleep(2)  # several rounds of every loop against the refusing Redis
+            assert all(w.proc.poll() is None for w in workers.values()), \
+                {t: w.output()[-2000:] for t, w in workers.items()}
+            status, body = health(web)
+            assert status == 503 and set(body["redisErrors"][kind]) >= {"imap", "webhooks"}, body
+            assert f"Redis errors ({kind}) in " in " ".join(body["problems"])
+        finally:
+            cure(faulty)
+        # Nothing queued is lost: every job reaches the receiver, and the queue drains by itself.
+        wait_for(lambda: received_jobs(receiver) >= queued, timeout=60, what="every queued event delivered")
+        later = set(emit_many(faulty.client, 3))
+        wait_for(lambda: received_jobs(receiver) >= later, what="new events delivered after the cure")
+    finished = lambda: registry_ids(faulty.client)["finished"] >= queued | later  # noqa: E731
+    wait_for(finished, timeout=60, what="every job recorded as finished")
+    wait_for(lambda: health(web)[0] == 200, timeout=60, what="/health healthy again")
+    assert all(w.proc.poll() is None for w in workers.values())
+    for process, worker in workers.items():
+        assert "works again, Redis is back" in worker.output(), process
+        assert "Traceback" not in worker.output(), worker.output()[-3000:]

@@ -31,4 +31,6 @@ def test_memory_full_redis_is_waited_out_by_every_process(conn, env, spawn, web)
     wait_for(lambda: len(beats()) == 3 and min(beats()) >= since,
              what="fresh heartbeats once Redis takes writes again")
     assert all(w.proc.poll() is None for w in workers)
-    assert requests.get(web.url + "/health", timeout=10).status_code == 200
+    # Each loop notices the cure at its next try (within its backoff).
+    wait_for(lambda: requests.get(web.url + "/health", timeout=10).status_code == 200,
+             what="/health healthy once every loop works again")

@@ -74,7 +74,7 @@ class FaultyRedis(RedisServer):
         self.client.config_set("maxmemory", 0)
 
     def forbid(self, *commands: str) -> None:
-        self.client.acl_setuser(ACL_USER, commands=[f"-{c}" for c in commands])
+        self.client.acl_setuser(ACL_USER, enabled=True, commands=[f"-{c}" for c in commands])
 
     def allow(self, *commands: str) -> None:
-        self.client.acl_setuser(ACL_USER, commands=[f"+{c}" for c in commands])
+        self.client.acl_setuser(ACL_USER, enabled=True, commands=[f"+{c}" for c in commands])

@@ -24,6 +24,7 @@ import redis
 
 from shared.events import emit
 from shared.keys import Keys
+from shared.redis_trouble import RedisTrouble
 from shared.stores.accounts import AccountStore, ImapSettings
 from shared.stores.credentials import CredentialsUnreadable
 
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 120  # seconds any one IMAP read may take outside IDLE
 NOOP_INTERVAL = 10  # seconds between NOOPs on a server without IDLE
+# The Redis errors of all sessions of the process, counted and logged once per kind (a thousand
+# sessions meeting one outage log it once); each session retries with its own backoff.
+SESSIONS_TROUBLE = RedisTrouble("account sessions", "imap", log, loop=False)
 
 
 @dataclass
@@ -143,7 +147,7 @@ class Session:
             log.info("account %s: connection ended: %s", self.account_id, imap.describe(exc))
             self._set_state("disconnected")
         except redis.RedisError as exc:
-            log.warning("account %s: Redis error, reconnecting later: %s", self.account_id, exc)
+            SESSIONS_TROUBLE.failed(exc)
             self._set_state("disconnected")
         except Exception:  # a bug must not leave an account held but dead: log, back off, retry
             log.exception("account %s: unexpected error", self.account_id)
@@ -204,6 +208,7 @@ class Session:
         if not initialized:
             self._guarded(self._announce_initialized)
         self._set_state("connected")
+        SESSIONS_TROUBLE.succeeded()  # a whole sync went through Redis: says so once after trouble
         if b"IDLE" in capabilities:
             self._idle_loop(sync)
         else:
@@ -318,7 +323,7 @@ class Session:
             try:
                 self.store.set_state(self.account_id, state)
             except redis.RedisError as exc:
-                log.warning("account %s: state not recorded: %s", self.account_id, exc)
+                SESSIONS_TROUBLE.failed(exc)
 
     def _once(self, field: str, event: str, response: str, code: str) -> None:
         """Announce an error unless the same one was announced last; record it on the account."""
@@ -340,7 +345,7 @@ class Session:
         try:
             announce()
         except redis.RedisError as exc:
-            log.warning("account %s: error not recorded: %s", self.account_id, exc)
+            SESSIONS_TROUBLE.failed(exc)
         finally:
             self.busy = False
 

@@ -33,38 +33,22 @@ import redis
 from shared.keys import Keys
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
+from shared.redis_trouble import RedisTrouble
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.leases import LeaseTable, fair_share
 
+from ..loops import LoopWatch
 from .logins import LoginGate
 from .session import Session, SessionSettings
 
 log = logging.getLogger(__name__)
+PROCESS = "imap"  # the process label of mailpulse_redis_errors / mailpulse_redis_failing
 
 REDIS_POOL_SIZE = 64  # connections shared by all sessions of the process (they wait their turn)
 # Sessions are killed once this part of the TTL has passed since the last successful renewal
 # began: the lease expires at the earliest at TTL, and killing takes a moment.
 FENCE_AFTER = 0.8
-
-
-class RedisErrorLog:
-    """A recurring Redis error logged once per distinct error (not a traceback every round)."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self.last: str | None = None
-
-    def failed(self, exc: redis.RedisError) -> None:
-        text = f"{type(exc).__name__}: {exc}"
-        if text != self.last:
-            log.warning("%s failed, retrying: %s", self.what, text)
-            self.last = text
-
-    def succeeded(self) -> None:
-        if self.last is not None:
-            log.info("%s works again", self.what)
-            self.last = None
 
 
 class StateGauge:
@@ -120,21 +104,26 @@ class ImapWorker:
         self.stopping: dict[str, Session] = {}
         self.stoppers = gevent.pool.Group()
         self.rebalance = gevent.event.Event()
+        self.watch = LoopWatch(wake=self.rebalance.set)
+        # Redis errors met once (not by a loop that retries): counted and logged once per kind.
+        self.one_offs = RedisTrouble("account hand-over", PROCESS, log, loop=False)
 
     # -- entry point (workers.runner calls it in its own greenlet) ---------------------------
     def run(self, stop: threading.Event) -> None:
-        listener = gevent.spawn(self._listen, stop)
-        keepers = [gevent.spawn(self._keep_lease), gevent.spawn(self._fence_unrenewed)]
-        errors = RedisErrorLog("balancing")
+        listener = self.watch.spawn("account changes", self._listen, stop)
+        keepers = [self.watch.spawn("lease renewal", self._keep_lease),
+                   self.watch.spawn("fencing", self._fence_unrenewed)]
+        trouble = RedisTrouble("balancing", PROCESS, log)
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.watch.died is None:
                 self.rebalance.clear()  # before the pass: a wake-up during it starts the next at once
+                wait = self.interval
                 try:
                     self._balance()
-                    errors.succeeded()
-                except redis.RedisError as exc:  # OOM, READONLY, ... as well: keep what is held
-                    errors.failed(exc)
-                self.rebalance.wait(self.interval)
+                    trouble.succeeded()
+                except redis.RedisError as exc:  # refusals as well (MISCONF, NOPERM, OOM): keep what is held
+                    wait = min(wait, trouble.failed(exc))  # back off, but notice the cure soon
+                self.rebalance.wait(wait)
         finally:
             listener.kill()
             self._drop(list(self.sessions), release=True)
@@ -143,7 +132,9 @@ class ImapWorker:
             try:
                 self.leases.leave(self.worker_id)
             except redis.RedisError as exc:
-                log.warning("leases not given back (they expire by themselves): %s", exc)
+                self.one_offs.failed(exc)
+                log.warning("leases not given back (they expire by themselves)")
+        self.watch.check()  # a background loop died: exit non-zero, the supervisor restarts us
 
     # -- balancing -----------------------------------------------------------------------------
     def _balance(self) -> None:
@@ -227,23 +218,24 @@ class ImapWorker:
                     # Deleted while its last sync was running: remove what that sync wrote.
                     self.store.delete(account_id)
         except redis.RedisError as exc:
-            log.warning("accounts not given back (they are freed once this lease expires): %s", exc)
+            self.one_offs.failed(exc)
+            log.warning("accounts not given back (they are freed once this lease expires)")
 
     # -- the lease: renewal and fencing ----------------------------------------------------------
     def _keep_lease(self) -> None:
         """Renew this process's lease every TTL/3 (until killed at the end)."""
-        errors = RedisErrorLog("lease renewal")
+        trouble = RedisTrouble("lease renewal", PROCESS, log)
         while True:
             started = time.monotonic()
             if self.joined:
                 try:
                     renewed = self.leases.renew(self.worker_id, self.ttl_ms)
                 except redis.RedisError as exc:
-                    errors.failed(exc)
+                    trouble.failed(exc)  # no longer backoff: the next renewal is due in TTL/3
                 else:
                     if renewed:
                         self.renewed_at = started
-                        errors.succeeded()
+                        trouble.succeeded()
                     else:
                         self._lost_lease("expired")
             gevent.sleep(max(0.0, self.interval - (time.monotonic() - started)))
@@ -282,17 +274,18 @@ class ImapWorker:
 
     # -- account changes -----------------------------------------------------------------------
     def _listen(self, stop: threading.Event) -> None:
+        trouble = RedisTrouble("account changes channel", PROCESS, log)
         while not stop.is_set():
             pubsub = self.conn.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.keys.account_changes)
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
+                    trouble.succeeded()
                     if message and message["type"] == "message":
                         self._on_change(message["data"])
-            except redis.RedisError as exc:
-                log.warning("account changes channel lost, resubscribing: %s", exc)
-                gevent.sleep(1)
+            except redis.RedisError as exc:  # the change log brings what was missed meanwhile
+                stop.wait(trouble.failed(exc))
             finally:
                 pubsub.close()
 
@@ -306,7 +299,7 @@ class ImapWorker:
         try:
             self._changed(account_id, seq if isinstance(seq, int) else None, action)
         except redis.RedisError as exc:  # the log brings the change again at the next round
-            log.warning("account change not applied yet: %s", exc)
+            self.one_offs.failed(exc)
 
 
 def work(config, lifecycle, stop: threading.Event) -> None:

@@ -25,15 +25,19 @@ import gevent
 import gevent.event
 import gevent.lock
 import gevent.pool
+import redis
 from rq import SimpleWorker
 from rq.suspension import is_suspended
 from rq.worker import WorkerStatus
 
 from shared import __version__
 from shared.metrics import definitions as metrics
-from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.redis_conn import connect
+from shared.redis_errors import kind_of
+from shared.redis_trouble import RedisTrouble, retry_until_done
 from shared.secret import service_secret
 
+from ..loops import LoopWatch
 from .client import WebhookClient
 from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
 from .jobs import Claim, JobStore
@@ -41,7 +45,7 @@ from .retention import Keep, Retention
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
-REDIS_RETRY_DELAY = 1.0
+PROCESS = "webhooks"  # the process label of mailpulse_redis_errors / mailpulse_redis_failing
 
 
 def jobs_held(concurrency: int) -> int:
@@ -69,14 +73,20 @@ class WebhookWorker:
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
         self.stopping = gevent.event.Event()
         self.suspended = False
+        self.watch = LoopWatch()
+        # Every Redis error of this process, transient or a refusal (MISCONF, NOPERM, OOM, ...),
+        # is retried with backoff, logged once per kind and counted (shared.redis_trouble).
+        self.claim_trouble = RedisTrouble("claiming jobs", PROCESS, log)
+        self.record_trouble = RedisTrouble("recording outcomes", PROCESS, log)
+        self.upkeep_trouble = RedisTrouble("maintenance", PROCESS, log)
 
     def run(self, stop) -> None:
-        self.rq_worker = self._until_redis_answers(self._make_rq_worker, stop)
+        self.rq_worker = retry_until_done("start", PROCESS, self._make_rq_worker, stop, log)
         if self.rq_worker is None:
             return  # stopped before Redis ever answered
-        self._until_redis_answers(self.rq_worker.register_birth, stop)
-        self.suspended = bool(self._until_redis_answers(lambda: is_suspended(self.conn), stop))
-        upkeep = gevent.spawn(self._maintenance_loop, stop)
+        retry_until_done("start", PROCESS, self.rq_worker.register_birth, stop, log)
+        self.suspended = bool(retry_until_done("start", PROCESS, lambda: is_suspended(self.conn), stop, log))
+        upkeep = self.watch.spawn("maintenance", self._maintenance_loop, stop)
         log.info("delivering webhooks, up to %d at a time", self.concurrency)
         try:
             self._dispatch(stop)
@@ -84,8 +94,9 @@ class WebhookWorker:
             self.stopping.set()
             self._drain()
             upkeep.kill()
-            self._until_redis_answers(self.rq_worker.register_death, None)
+            self._once_while_stopping("leaving the worker registry", self.rq_worker.register_death)
             self.client.close()
+        self.watch.check()  # a dead maintenance loop: exit non-zero, the supervisor restarts us
 
     def _make_rq_worker(self) -> SimpleWorker:
         """The rq worker record rq-dashboard lists (its loop is never run: ours is)."""
@@ -93,7 +104,7 @@ class WebhookWorker:
                             worker_ttl=max(30, int(self.config.WEBHOOK_LEASE)))
 
     def _dispatch(self, stop) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and self.watch.died is None:
             if self.suspended:  # `rq suspend`: queue_size shows the backlog as paused
                 stop.wait(MAINTENANCE_INTERVAL)
                 continue
@@ -105,11 +116,12 @@ class WebhookWorker:
                 claims, settings = self.store.claim(free)
                 if not claims:
                     self.store.wait_for_jobs(timeout=1)
+                    self.claim_trouble.succeeded()
                     continue
-            except TRANSIENT_ERRORS as exc:
-                log.warning("cannot claim jobs (Redis unavailable), will retry: %s", exc)
-                stop.wait(REDIS_RETRY_DELAY)
+            except redis.RedisError as exc:
+                stop.wait(self.claim_trouble.failed(exc))
                 continue
+            self.claim_trouble.succeeded()
             for claim in claims:
                 url = target_url(settings, claim.account_url, claim.attempt.event)
                 self.held[claim.execution.id] = claim
@@ -138,20 +150,23 @@ class WebhookWorker:
         while True:
             try:
                 self.store.finish(claim, outcome, self.config.WEBHOOK_ATTEMPTS, self.config.WEBHOOK_BACKOFF)
+                self.record_trouble.succeeded()
                 break
-            except TRANSIENT_ERRORS as exc:
+            except redis.RedisError as exc:
                 # Keep the outcome until Redis is back; meanwhile the lease may run out and
                 # another process deliver again (at least once).
-                log.warning("cannot record delivery of job %s yet: %s", claim.job.id, exc)
-                gevent.sleep(REDIS_RETRY_DELAY)
+                gevent.sleep(self.record_trouble.failed(exc))
         if outcome.kind not in (DELIVERED, SKIPPED):
             log.info("webhook job %s (%s) attempt %d failed: %s", claim.job.id, claim.attempt.event,
                      claim.attempt.attempts_made + 1, outcome.message)
 
     def _maintenance_loop(self, stop) -> None:
+        """Runs until killed. A Redis error is retried; any other error ends the loop, and with
+        it the process (LoopWatch): no process may deliver with leases nobody renews."""
         renew_every = self.config.WEBHOOK_LEASE / 3  # two renewals may fail before a lease runs out
         last_renewal = time.monotonic()
         while True:
+            delay = min(MAINTENANCE_INTERVAL, renew_every)
             try:
                 self.suspended = is_suspended(self.conn)
                 self.store.promote_due()
@@ -164,9 +179,11 @@ class WebhookWorker:
                 self.store.flush_worker_stats()
                 self.retention.trim_when_due()
                 self._show_state()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("maintenance skipped (Redis unavailable): %s", exc)
-            gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
+                self.upkeep_trouble.succeeded()
+            except redis.RedisError as exc:
+                # Backoff capped: lease renewals are due every WEBHOOK_LEASE/3.
+                delay = min(self.upkeep_trouble.failed(exc), renew_every)
+            gevent.sleep(delay)
 
     def _show_state(self) -> None:
         """busy/idle on the rq worker record, as rq-dashboard lists workers."""
@@ -182,23 +199,19 @@ class WebhookWorker:
         left = list(self.held.values())
         self.deliveries.kill(timeout=5)
         if left:
-            try:
-                released = self.store.release(left)
+            released = self._once_while_stopping("handing back jobs (their leases will expire)",
+                                                 lambda: self.store.release(left))
+            if released is not None:
                 log.info("%d jobs not delivered before stopping are back in the queue", released)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("could not hand back %d jobs (their leases will expire): %s", len(left), exc)
 
-    def _until_redis_answers(self, action, stop):
-        """action()'s value; retried while Redis is unavailable, None if stopped meanwhile."""
-        while True:
-            try:
-                return action()
-            except TRANSIENT_ERRORS as exc:
-                if stop is None or stop.is_set():
-                    log.warning("giving up on Redis while stopping: %s", exc)
-                    return None
-                log.warning("waiting for Redis: %s", exc)
-                stop.wait(REDIS_RETRY_DELAY)
+    def _once_while_stopping(self, what: str, action):
+        """action()'s value, or None on a Redis error: a stopping process does not wait for Redis."""
+        try:
+            return action()
+        except redis.RedisError as exc:
+            RedisTrouble(what, PROCESS, log, loop=False).failed(exc)
+            log.warning("%s: given up while stopping (%s)", what, kind_of(exc))
+            return None
 
 
 def work(config, lifecycle, stop) -> None:
