@@ -40,8 +40,8 @@ def create_server(app, config):
     # it to disk, and before any authentication runs; the admin pages allow less (guard.py).
     max_body = max(config.API_MAX_BODY, ADMIN_MAX_BODY)
     try:
-        return waitress_server(app, host=config.HOST, port=config.PORT, threads=8, ident="mailpulse",
-                               max_request_body_size=max_body, **proxy_options(config))
+        return waitress_server(app, host=config.HOST, port=config.PORT, threads=config.WEB_THREADS,
+                               ident="mailpulse", max_request_body_size=max_body, **proxy_options(config))
     except socket.gaierror as exc:
         raise ConfigError(f"HOST: cannot resolve {config.HOST!r} ({exc.strerror})") from None
     except OSError as exc:

@@ -37,6 +37,8 @@ from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.leases import LeaseTable, fair_share
 
+from .api_server import ApiServer
+from .command_connections import CommandConnections
 from .logins import LoginGate
 from .session import Session, SessionSettings
 
@@ -120,11 +122,21 @@ class ImapWorker:
         self.stopping: dict[str, Session] = {}
         self.stoppers = gevent.pool.Group()
         self.rebalance = gevent.event.Event()
+        # Mailbox API calls for the accounts held here, on command connections of their own.
+        connections = CommandConnections(self.store, config.IMAP_API_CONNECTIONS, config.IMAP_API_IDLE,
+                                         lambda account_id: account_id in self.sessions)
+        self.api = ApiServer(self.conn, connect(config), self.keys, self.worker_id, connections,
+                             self._state_of, config.IMAP_API_CONCURRENCY)
+
+    def _state_of(self, account_id: str) -> str | None:
+        session = self.sessions.get(account_id)
+        return session.state if session is not None else None
 
     # -- entry point (workers.runner calls it in its own greenlet) ---------------------------
     def run(self, stop: threading.Event) -> None:
         listener = gevent.spawn(self._listen, stop)
         keepers = [gevent.spawn(self._keep_lease), gevent.spawn(self._fence_unrenewed)]
+        api = gevent.spawn(self.api.run)
         errors = RedisErrorLog("balancing")
         try:
             while not stop.is_set():
@@ -137,6 +149,7 @@ class ImapWorker:
                 self.rebalance.wait(self.interval)
         finally:
             listener.kill()
+            api.kill()
             self._drop(list(self.sessions), release=True)
             self.stoppers.join(timeout=30)  # the keeper renews the lease meanwhile
             gevent.killall(keepers)
