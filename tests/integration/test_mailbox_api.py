@@ -7,26 +7,10 @@ from __future__ import annotations
 import email
 import email.policy
 
-import pytest
-from support import mail
-from support.imap import add_account, wait_event, wait_state
-
 from shared.message_ids import attachment_id, message_id
-
-
-@pytest.fixture
-def alice(conn, dovecot, imap_env, spawn):
-    """Account `alice` with three messages in INBOX, held by a running IMAP process."""
-    add_account(conn, dovecot, "alice")
-    with dovecot.client("alice") as client:
-        uids = {"multipart": mail.append(client, mail.multipart()),
-                "legacy": mail.append(client, mail.legacy_8bit(), flags=[b"\\Seen"]),
-                "bad": mail.append(client, mail.bad_headers())}
-        uidvalidity = client.select_folder("INBOX")[b"UIDVALIDITY"]
-    spawn("workers.imap", imap_env)
-    wait_state(conn, "alice", "connected")
-    return {name: message_id("INBOX", uidvalidity, uid) for name, uid in uids.items()} | {
-        "uidvalidity": uidvalidity, "uids": uids}
+from support import mail
+from support.imap import add_account, wait_event
+from support.mailbox_fixtures import alice_fixture  # noqa: F401
 
 
 def test_mailboxes(alice, api, dovecot):
@@ -100,9 +84,11 @@ def test_message_with_parts_text_attachment_and_source(alice, api, dovecot):
     assert source.status_code == 200 and source.headers["Content-Type"] == "message/rfc822"
     with dovecot.client("alice") as client:
         client.select_folder("INBOX", readonly=True)
-        raw = client.fetch([alice["uids"]["multipart"]], ["BODY.PEEK[]"])[alice["uids"]["multipart"]][b"BODY[]"]
+        uid = alice["uids"]["multipart"]
+        raw = client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"]
     assert source.content == raw
-    assert email.message_from_bytes(source.content, policy=email.policy.default)["Subject"] == "Quarterly report"
+    parsed = email.message_from_bytes(source.content, policy=email.policy.default)
+    assert parsed["Subject"] == "Quarterly report"
     # Reading never marked the message seen (BODY.PEEK).
     assert api("GET", f"/v1/account/alice/message/{alice['multipart']}").json()["unseen"] is True
 

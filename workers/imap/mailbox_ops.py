@@ -73,13 +73,14 @@ def _fetch_one(client, params: dict, items: list, what: str = "message") -> dict
 
 
 # -- listing ---------------------------------------------------------------------------------
-def _summary(path: str, uidvalidity: int, item: dict) -> dict:
+def _summary(path: str, uidvalidity: int, item: dict, uid: int | None = None) -> dict:
+    uid = item.get(b"UID", uid)  # imapclient keeps UID in the item only when fetching by sequence
     env = item.get(b"ENVELOPE")
     flags = flag_list(item.get(b"FLAGS"))
     date = env.date if env is not None and env.date else item.get(b"INTERNALDATE")
     from_ = _addresses(env.from_ if env else None)
     return {
-        "id": message_id(path, uidvalidity, item[b"UID"]), "uid": item[b"UID"],
+        "id": message_id(path, uidvalidity, uid), "uid": uid,
         "date": date.isoformat() if date else None, "size": item.get(b"RFC822.SIZE"),
         "flags": flags, "unseen": "\\Seen" not in flags,
         "subject": _text(env.subject) if env else "", "from": from_[0] if from_ else None,
@@ -150,7 +151,7 @@ def search_messages(client, params: dict, replier) -> None:
                        {"search": "refused by the server"}) from None
     chosen = uids[page * page_size:(page + 1) * page_size]
     found = client.fetch(chosen, LIST_ITEMS) if chosen else {}
-    messages = [_summary(path, info.get(b"UIDVALIDITY"), found[uid]) for uid in chosen if uid in found]
+    messages = [_summary(path, info.get(b"UIDVALIDITY"), found[uid], uid) for uid in chosen if uid in found]
     replier.reply(200, {**_page(len(uids), page, page_size), "messages": messages})
 
 
