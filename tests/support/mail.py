@@ -13,7 +13,7 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001
 
 
 def multipart(subject: str = "Quarterly report", attachment: bytes = b"%PDF-1.4 report\n" * 100,
-              filename: str = "report.pdf") -> bytes:
+              filename: str = "report.pdf", subtype: str = "pdf") -> bytes:
     """text/plain + text/html (with an embedded image, multipart/related) + a PDF attachment."""
     msg = EmailMessage()
     msg["Subject"] = subject
@@ -26,7 +26,7 @@ def multipart(subject: str = "Quarterly report", attachment: bytes = b"%PDF-1.4 
     msg.set_content("Hello Alice,\nthe report is attached. Grüße\n")
     msg.add_alternative('<p>Hello Alice, <img src="cid:logo@mailpulse.test"> Grüße</p>', subtype="html")
     msg.get_payload()[1].add_related(PNG, "image", "png", cid="<logo@mailpulse.test>")
-    msg.add_attachment(attachment, maintype="application", subtype="pdf", filename=filename)
+    msg.add_attachment(attachment, maintype="application", subtype=subtype, filename=filename)
     return msg.as_bytes()
 
 
