@@ -159,6 +159,8 @@ def test_route_labels_stay_templates(alice, api, web, env):
     assert not any(alice["legacy"] in (r or "") for r in routes)
     assert counter(samples, "api_call", method="get", statusCode="400",
                    route="/v1/account/{account}/message/{message}") == 1
+    # The IMAP process counted the call it served (the malformed one never reached it).
+    assert counter(samples, "mailpulse_imap_api_requests", op="message") == 1
 
 
 def test_not_connected_and_deadline(conn, dovecot, imap_env, spawn, env):
