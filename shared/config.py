@@ -176,6 +176,10 @@ SETTINGS = (
             "headers trusted from TRUSTED_PROXY: x-forwarded-for/-proto/-host/-port, or forwarded"),
     Setting("API_MAX_BODY", _size, "5MiB",
             "largest request body the web process accepts (admin forms: 256KiB); larger: 413, unread"),
+    Setting("WEB_THREADS", _int_in(4, 1000), "32",
+            "requests the web process serves at once (mailbox API calls wait for their IMAP process)"),
+    Setting("API_TIMEOUT", _positive_float, "20",
+            "seconds a mailbox API call waits for the IMAP process holding the account (then 504)"),
     Setting("REDIS_URL", _redis_url, "redis://127.0.0.1:6479/0",
             "Redis to use; the default is the embedded one the Procfile starts"),
     Setting("REDIS_SENTINELS", _sentinels, "",
@@ -221,6 +225,12 @@ SETTINGS = (
     Setting("IMAP_BACKOFF_MAX", _positive_float, "600", "most seconds between reconnect attempts"),
     Setting("IMAP_LOGIN_RATE", _positive_float, "20",
             "IMAP logins per second per IMAP process at most (spreads reconnects: no login storms)"),
+    Setting("IMAP_API_CONNECTIONS", _int_in(1, 20), "2",
+            "command connections per account for mailbox API calls (never the IDLE one)"),
+    Setting("IMAP_API_CONCURRENCY", _int_in(1, 10000), "100",
+            "mailbox API requests one IMAP process serves at once"),
+    Setting("IMAP_API_IDLE", _positive_float, "60",
+            "seconds an unused command connection stays open"),
 )
 
 

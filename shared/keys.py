@@ -80,6 +80,19 @@ class Keys:
             names += [self.account_flags(account_id, path), self.account_index(account_id, path)]
         return names
 
+    # -- the mailbox API's request/reply channel (shared/mailbox_channel.py)
+    def imap_requests(self, worker_id: str) -> str:
+        """List of API requests (JSON) for one IMAP process, pushed by web, popped by it."""
+        return f"{self._base}imap-requests:{worker_id}"
+
+    def api_reply(self, request_id: str) -> str:
+        """List of the reply frames of one API request (expires)."""
+        return f"{self._base}api-reply:{request_id}"
+
+    def api_gone(self, request_id: str) -> str:
+        """Set when the web stopped reading a streamed reply (the client went away)."""
+        return f"{self._base}api-gone:{request_id}"
+
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""
         return self.prefix + name

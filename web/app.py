@@ -13,6 +13,7 @@ from redis.retry import Retry
 from shared.config import Config
 from shared.heartbeats import Heartbeats
 from shared.keys import Keys
+from shared.mailbox_channel import READER_GONE
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of
 from shared.redis_trouble import RedisTrouble
@@ -21,6 +22,7 @@ from shared.stores.accounts import AccountStore
 from shared.stores.tokens import TokenStore
 
 from . import admin, api, health, metrics_view
+from .api.mailbox_channel import MailboxChannel
 from .auth import VerifiedTokens, error_response
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,12 @@ def create_app(config: Config) -> Flask:
                       SERVICE_SECRET=secret, JSON_SORT_KEYS=False,
                       REQUEST_TROUBLE=RedisTrouble("requests", "web", log, loop=False),
                       VERIFIED_TOKENS=VerifiedTokens())
+    # The mailbox API waits on Redis for its IMAP process's reply: a client of its own whose
+    # socket timeout outlasts the longest wait.
+    channel_conn = connect(config, socket_connect_timeout=2,
+                           socket_timeout=max(config.API_TIMEOUT, READER_GONE) + 10)
+    app.config["MAILBOX_CHANNEL"] = MailboxChannel(channel_conn, keys, app.config["ACCOUNTS"],
+                                                   config.API_TIMEOUT)
     app.config["COLLECTORS"] = metrics_view.make_collectors(app.config)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)

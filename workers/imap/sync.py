@@ -19,14 +19,14 @@ again rather than never.
 
 from __future__ import annotations
 
-import base64
 import email.header
-import hashlib
 import imaplib
 import logging
 from collections.abc import Callable
 
 from imapclient import IMAPClient
+
+from shared.message_ids import message_id  # the API's ids: a receiver fetches what it was told of
 
 from .mailbox import Capabilities, MailboxSync, flag_list
 from .syncstate import SyncState
@@ -57,12 +57,6 @@ def _addresses(addresses) -> list[dict]:
         address = _text(addr.mailbox) + ("@" + _text(addr.host) if addr.host else "")
         result.append({"name": _text(addr.name), "address": address})
     return result
-
-
-def message_id(path: str, uidvalidity: int, uid: int) -> str:
-    """A stable opaque id of one message in one mailbox generation."""
-    digest = hashlib.sha256(f"{path}\0{uidvalidity}\0{uid}".encode()).digest()[:12]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def new_message_data(path: str, uidvalidity: int, uid: int, item: dict) -> dict:

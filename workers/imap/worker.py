@@ -39,6 +39,8 @@ from shared.stores.accounts import AccountStore
 from shared.stores.leases import LeaseTable, fair_share
 
 from ..loops import LoopWatch
+from .api_server import ApiServer
+from .command_connections import CommandConnections
 from .logins import LoginGate
 from .session import Session, SessionSettings
 
@@ -107,12 +109,22 @@ class ImapWorker:
         self.watch = LoopWatch(wake=self.rebalance.set)
         # Redis errors met once (not by a loop that retries): counted and logged once per kind.
         self.one_offs = RedisTrouble("account hand-over", PROCESS, log, loop=False)
+        # Mailbox API calls for the accounts held here, on command connections of their own.
+        connections = CommandConnections(self.store, config.IMAP_API_CONNECTIONS, config.IMAP_API_IDLE,
+                                         lambda account_id: account_id in self.sessions)
+        self.api = ApiServer(self.conn, connect(config), self.keys, self.worker_id, connections,
+                             self._state_of, config.IMAP_API_CONCURRENCY)
+
+    def _state_of(self, account_id: str) -> str | None:
+        session = self.sessions.get(account_id)
+        return session.state if session is not None else None
 
     # -- entry point (workers.runner calls it in its own greenlet) ---------------------------
     def run(self, stop: threading.Event) -> None:
         listener = self.watch.spawn("account changes", self._listen, stop)
         keepers = [self.watch.spawn("lease renewal", self._keep_lease),
                    self.watch.spawn("fencing", self._fence_unrenewed)]
+        api = self.watch.spawn("mailbox API", self.api.run)
         trouble = RedisTrouble("balancing", PROCESS, log)
         try:
             while not stop.is_set() and self.watch.died is None:
@@ -126,6 +138,7 @@ class ImapWorker:
                 self.rebalance.wait(wait)
         finally:
             listener.kill()
+            api.kill()
             self._drop(list(self.sessions), release=True)
             self.stoppers.join(timeout=30)  # the keeper renews the lease meanwhile
             gevent.killall(keepers)

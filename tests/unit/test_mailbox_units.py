@@ -1,0 +1,63 @@
+"""Units of the mailbox API: ids round-trip and refuse what is not theirs; chunked decoding
+equals whole decoding wherever the chunks are cut; search objects become IMAP criteria."""
+
+from __future__ import annotations
+
+import base64
+import os
+import quopri
+
+import pytest
+
+from shared.errors import InputError
+from shared.message_ids import (
+    MalformedId,
+    attachment_id,
+    message_id,
+    parse_attachment_id,
+    parse_message_id,
+    parse_text_id,
+    text_id,
+)
+from web.api.mailbox_search import search_criteria
+from workers.imap.message_parts import ChunkDecoder, decode_bytes
+
+
+def test_ids_round_trip_and_refuse_other_kinds():
+    assert parse_message_id(message_id("Archive/2024 é", 7, 42)) == ("Archive/2024 é", 7, 42)
+    assert parse_attachment_id(attachment_id("INBOX", 7, 42, "2.1")) == ("INBOX", 7, 42, "2.1")
+    assert parse_text_id(text_id("INBOX", 7, 42, ["1.1"], ["1.2"])) == ("INBOX", 7, 42, ["1.1"], ["1.2"])
+    assert message_id("INBOX", 7, 42) != message_id("INBOX", 8, 42) != message_id("Sent", 7, 42)
+    for bad in ("", "not-an-id", "!!!!", base64.urlsafe_b64encode(b'["INBOX", 0, 1]').decode(),
+                attachment_id("INBOX", 7, 42, "1"), "A" * 5000):
+        with pytest.raises(MalformedId):
+            parse_message_id(bad)
+    with pytest.raises(MalformedId):
+        parse_attachment_id(message_id("INBOX", 7, 42))
+    with pytest.raises(MalformedId):
+        parse_attachment_id(base64.urlsafe_b64encode(b'["INBOX",7,42,"1]<0.9>"]').decode())
+
+
+@pytest.mark.parametrize("cut", [1, 3, 76, 1000, 4096])
+def test_chunked_decoding_equals_whole(cut):
+    data = os.urandom(10_000)
+    for encoding, encoded in (("base64", base64.encodebytes(data).replace(b"\n", b"\r\n")),
+                              ("quoted-printable", quopri.encodestring(data)), ("8bit", data)):
+        decoder = ChunkDecoder(encoding)
+        out = b"".join(decoder.feed(encoded[i:i + cut]) for i in range(0, len(encoded), cut))
+        assert out + decoder.finish() == data, encoding
+
+
+def test_undecodable_text_is_replaced_never_raised():
+    assert decode_bytes("Привет".encode("koi8-r"), "koi8-r") == "Привет"
+    assert decode_bytes(b"caf\xc3\xa9 \xff", "x-unknown") == "café \ufffd"
+    assert decode_bytes(b"\x98", "windows-1251") == "\ufffd"
+
+
+def test_search_objects_become_criteria():
+    assert search_criteria({"seen": False, "from": "bob", "since": "2024-05-01", "larger": 10}) == [
+        "UNSEEN", "FROM", "bob", "SINCE", "01-May-2024", "LARGER", "10"]
+    assert search_criteria({}) == ["ALL"]
+    with pytest.raises(InputError) as refused:
+        search_criteria({"subject": "x\r\nA1 LOGOUT"})
+    assert list(refused.value.fields) == ["search.subject"]

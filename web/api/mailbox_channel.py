@@ -1,0 +1,120 @@
+"""The web side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process that
+holds an account, hand it a request, wait for its reply until the deadline.
+
+The waits are BLPOPs on the request's reply key, through a Redis client of their own whose
+socket timeout outlasts the longest wait (the app's client gives up on Redis after 5 s).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import redis
+
+from shared import mailbox_channel as channel
+from shared.keys import Keys
+from shared.stores.accounts import AccountStore
+from shared.stores.leases import LeaseTable
+
+
+class ChannelError(Exception):
+    """The call could not be answered by the holder; `status` is the HTTP answer."""
+
+    status = 500
+    error = "Internal Server Error"
+
+
+class NoSuchAccount(ChannelError):
+    status, error = 404, "Not Found"
+
+
+class NotConnected(ChannelError):
+    status, error = 503, "Service Unavailable"
+
+
+class DeadlineExceeded(ChannelError):
+    status, error = 504, "Gateway Timeout"
+
+
+class Reply:
+    """A holder's answer: status and JSON body, or (stream) headers and the body's chunks."""
+
+    def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
+                 chunks: Iterator[bytes] | None = None):
+        self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
+
+
+class MailboxChannel:
+    def __init__(self, conn: redis.Redis, keys: Keys, accounts: AccountStore, timeout: float):
+        self.conn = conn
+        self.keys = keys
+        self.accounts = accounts
+        self.leases = LeaseTable(conn, keys)
+        self.timeout = timeout
+
+    def call(self, account: str, op: str, params: dict) -> Reply:
+        request_id, deadline = self._send(account, op, params)
+        kind, value = self._head(account, request_id, deadline)
+        if kind != channel.HEAD or value.get("stream"):
+            raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
+        return Reply(value["status"], value.get("body") or {})
+
+    def stream(self, account: str, op: str, params: dict) -> Reply:
+        """The head at once; the body's chunks as an iterator (read by the WSGI server)."""
+        request_id, deadline = self._send(account, op, params)
+        kind, value = self._head(account, request_id, deadline)
+        if not value.get("stream"):
+            return Reply(value["status"], value.get("body") or {})
+        return Reply(value["status"], headers=value.get("headers"), chunks=self._chunks(request_id))
+
+    # -- the steps ----------------------------------------------------------------------------
+    def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
+        if not self.accounts.exists(account):
+            raise NoSuchAccount(f"account {account!r}: no such account")
+        holder = self.leases.holder(account)
+        if holder is None or not self.leases.held([account])[0]:
+            raise NotConnected(f"account {account!r} is not connected: no IMAP process holds it now")
+        request_id = secrets.token_urlsafe(16)
+        deadline = time.time() + self.timeout
+        requests_key = self.keys.imap_requests(holder)
+        pipe = self.conn.pipeline()
+        pipe.rpush(requests_key, channel.request(request_id, account, op, params, int(deadline * 1000)))
+        # The list of a process that died unanswered goes away by itself.
+        pipe.expire(requests_key, int(self.timeout * 2) + 10)
+        pipe.execute()
+        return request_id, deadline
+
+    def _head(self, account: str, request_id: str, deadline: float):
+        remaining = deadline - time.time()
+        popped = self.conn.blpop([self.keys.api_reply(request_id)], timeout=max(0.01, remaining))
+        if popped is None:
+            self.conn.set(self.keys.api_gone(request_id), 1, ex=channel.REPLY_TTL)
+            raise DeadlineExceeded(f"account {account!r}: the IMAP process did not answer within "
+                                   f"{self.timeout:g} s")
+        return channel.decode(popped[1])
+
+    def _chunks(self, request_id: str) -> Iterator[bytes]:
+        reply_key = self.keys.api_reply(request_id)
+        finished = False
+        try:
+            while True:
+                popped = self.conn.blpop([reply_key], timeout=channel.READER_GONE)
+                if popped is None:
+                    return  # the holder stopped sending: the body ends short (no Content-Length lie)
+                kind, value = channel.decode(popped[1])
+                if kind == channel.DATA:
+                    yield value
+                    continue
+                finished = True
+                return  # END, or FAILED midway: the client sees a short body
+        finally:
+            if not finished:  # the client went away (or the holder did): tell it to stop
+                try:
+                    pipe = self.conn.pipeline()
+                    pipe.set(self.keys.api_gone(request_id), 1, ex=channel.REPLY_TTL)
+                    pipe.delete(reply_key)
+                    pipe.execute()
+                except redis.RedisError:
+                    pass  # the reply key expires by itself
