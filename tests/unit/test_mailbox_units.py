@@ -41,11 +41,15 @@ def test_ids_round_trip_and_refuse_other_kinds():
 @pytest.mark.parametrize("cut", [1, 3, 76, 1000, 4096])
 def test_chunked_decoding_equals_whole(cut):
     data = os.urandom(10_000)
-    for encoding, encoded in (("base64", base64.encodebytes(data).replace(b"\n", b"\r\n")),
-                              ("quoted-printable", quopri.encodestring(data)), ("8bit", data)):
+    qp = quopri.encodestring(data)
+    # Quoted-printable leaves line breaks in the data as they are, so binary data with a bare CR
+    # or LF does not come back byte for byte, by quopri itself either: the whole decoding is the
+    # reference there.
+    for encoding, encoded, whole in (("base64", base64.encodebytes(data).replace(b"\n", b"\r\n"), data),
+                                     ("quoted-printable", qp, quopri.decodestring(qp)), ("8bit", data, data)):
         decoder = ChunkDecoder(encoding)
         out = b"".join(decoder.feed(encoded[i:i + cut]) for i in range(0, len(encoded), cut))
-        assert out + decoder.finish() == data, encoding
+        assert out + decoder.finish() == whole, encoding
 
 
 def test_undecodable_text_is_replaced_never_raised():
