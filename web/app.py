@@ -19,6 +19,7 @@ from shared.redis_trouble import RedisTrouble
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.tokens import TokenStore
+from shared.submit_queue import SubmitQueue
 
 from . import admin, api, health, metrics_view
 from .auth import VerifiedTokens, error_response
@@ -40,7 +41,7 @@ def create_app(config: Config) -> Flask:
                       HEARTBEATS=Heartbeats(conn, keys), ACCOUNTS=AccountStore(conn, keys, secret),
                       SERVICE_SECRET=secret, JSON_SORT_KEYS=False,
                       REQUEST_TROUBLE=RedisTrouble("requests", "web", log, loop=False),
-                      VERIFIED_TOKENS=VerifiedTokens())
+                      VERIFIED_TOKENS=VerifiedTokens(), SUBMIT_QUEUE=SubmitQueue(conn, keys))
     app.config["COLLECTORS"] = metrics_view.make_collectors(app.config)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)
