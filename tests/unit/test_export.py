@@ -52,7 +52,7 @@ def test_supervisord_programs_stop_gracefully_and_restart(tmp_path):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(tmp_path / "conf.d" / "mailpulse.conf")
     programs = {s.removeprefix("program:"): parser[s] for s in parser.sections() if s.startswith("program:")}
-    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-web-1",
+    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-submit-1", "mailpulse-web-1",
                                 "mailpulse-webhooks-1", "mailpulse-webhooks-2", "mailpulse-webhooks-3"]
     assert parser["group:mailpulse"]["programs"].split(",") == list(programs)
     for name, program in programs.items():
@@ -67,6 +67,7 @@ def test_supervisord_programs_stop_gracefully_and_restart(tmp_path):
         assert program["redirect_stderr"] == "true"
     assert int(programs["mailpulse-webhooks-1"]["stopwaitsecs"]) > 25  # longer than WEBHOOK_GRACE
     assert int(programs["mailpulse-imap-1"]["stopwaitsecs"]) > 30  # the IMAP sessions' stop
+    assert int(programs["mailpulse-submit-1"]["stopwaitsecs"]) > 20  # the sends' grace (workers/submit)
     assert (tmp_path / "log").is_dir()
 
 
