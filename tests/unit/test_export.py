@@ -93,7 +93,7 @@ def test_systemd_units_verify(tmp_path):
     (["-c", "web=2"], "--concurrency", "web=2: at most 1 per host"),
     (["-c", "smtp=1"], "--concurrency", "unknown process type 'smtp'"),
     (["-c", "imap=two"], "--concurrency", "is not TYPE=N"),
-    (["-c", "web=0,imap=0,webhooks=0"], "--concurrency", "no process left"),
+    (["-c", "web=0,imap=0,webhooks=0,submit=0"], "--concurrency", "no process left"),
     (["--stop-wait", "10"], "--stop-wait", "shorter than a web process may take"),
     (["--user", "no-such-user-here"], "--user", "no such user"),
     (["-l", "relative/log"], "--log", "is not an absolute path"),
