@@ -52,8 +52,9 @@ def test_supervisord_programs_stop_gracefully_and_restart(tmp_path):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(tmp_path / "conf.d" / "mailpulse.conf")
     programs = {s.removeprefix("program:"): parser[s] for s in parser.sections() if s.startswith("program:")}
-    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-submit-1", "mailpulse-web-1",
-                                "mailpulse-webhooks-1", "mailpulse-webhooks-2", "mailpulse-webhooks-3"]
+    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-submit-1",
+                                "mailpulse-web-1", "mailpulse-webhooks-1", "mailpulse-webhooks-2",
+                                "mailpulse-webhooks-3"]
     assert parser["group:mailpulse"]["programs"].split(",") == list(programs)
     for name, program in programs.items():
         kind = name.split("-")[1]
