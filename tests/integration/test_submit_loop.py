@@ -46,6 +46,8 @@ def accounts(conn, mail_servers):
 def test_sent_from_one_account_arrives_in_another_and_is_announced(
         accounts, conn, imap_env, spawn, receiver, delivering, api):
     dovecot, mta = accounts
+    with dovecot.client(ANN) as client:
+        client.create_folder("Sent")
     spawn("workers.imap", imap_env)
     spawn("workers.submit", imap_env)
     wait_state(conn, "bob", "connected")
@@ -81,6 +83,13 @@ def test_sent_from_one_account_arrives_in_another_and_is_announced(
     attachment = next(message.iter_attachments())
     assert attachment.get_filename() == "note.txt" and attachment.get_content() == "hello"
 
+    def in_sent():  # the sender's copy, appended by the submit worker
+        with dovecot.client(ANN) as client:
+            client.select_folder("Sent")
+            return client.search(["HEADER", "Message-ID", queued["messageId"]])
+
+    wait_for(in_sent, what="the copy in ann's Sent folder")
+
     # finished: gone from the outbox, visible by its queueId as finished
     assert api("GET", "/v1/outbox").json()["total"] == 0
     assert api("GET", f"/v1/outbox/{queued['queueId']}").json()["status"] == "finished"
@@ -93,7 +102,7 @@ def test_scheduled_send_waits_and_can_be_cancelled(accounts, conn, imap_env, spa
     spawn("workers.submit", imap_env)
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=8)
     soon = api("POST", "/v1/account/ann/submit", json={"to": BOB, "subject": "Later", "text": "x",
-                                                       "sendAt": later.isoformat()}).json()
+                                                       "sendAt": later.isoformat(), "copy": False}).json()
     never = api("POST", "/v1/account/ann/submit", json={"to": BOB, "subject": "Never", "text": "x",
                                                         "sendAt": "2099-01-01T00:00:00Z"}).json()
     outbox = api("GET", "/v1/outbox").json()

@@ -26,6 +26,7 @@ from workers.webhooks.retention import Keep, Retention
 
 from .delivery import attempt, events_of
 from .jobs import SENT, Claim, SubmitJobs
+from .sent_copy import copy_quietly
 from .smtp import SmtpPool
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class SubmitWorker:
         try:
             outcome = attempt(self.smtp, self.accounts, claim)
             self._record(claim, outcome)
+            if outcome.kind == SENT and claim.payload.get("copy") is not False:
+                copy_quietly(self.accounts, claim.payload["account"], claim.raw)
         except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
             log.exception("submit job %s: unexpected error; its lease will hand it out again", claim.queue_id)
             return  # still held: renewed until the process stops, then handed back
