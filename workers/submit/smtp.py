@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import gevent
 
-IDLE_PER_SERVER = 10  # idle connections kept per server
+IDLE_PER_SERVER = 50  # idle connections kept per server (at least SUBMIT_CONCURRENCY: else churn)
 MAX_REPLY = 500  # characters of a server reply kept (it is untrusted text)
 
 
