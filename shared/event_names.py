@@ -6,4 +6,6 @@ importing emission (and, through it, the metric definitions).
 
 EVENTS = ("messageNew", "messageDeleted", "messageUpdated", "mailboxNew", "mailboxDeleted",
           "mailboxReset", "authenticationError", "authenticationSuccess", "connectError",
-          "accountInitialized", "accountAdded", "accountDeleted", "test")
+          "accountInitialized", "accountAdded", "accountDeleted",
+          "messageSent", "messageDeliveryError", "messageFailed",  # sending (workers/submit)
+          "test")

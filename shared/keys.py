@@ -1,6 +1,6 @@
 """Names of every Redis key mailpulse owns, in one place, all under REDIS_PREFIX."""
 
-QUEUE_NAMES = ("notify",)  # rq queues of the system, as the metric label `queue` names them
+QUEUE_NAMES = ("notify", "submit")  # rq queues of the system, as the metric label `queue` names them
 
 
 class Keys:
@@ -27,6 +27,7 @@ class Keys:
         self.imap_free = base + "imap-free"  # set of account ids no IMAP process holds
         self.imap_leases_ready = base + "imap-leases-ready"  # accounts from before the sets adopted
         self.unheld_reporter = base + "unheld-reporter"  # the host whose /metrics counts unheld accounts
+        self.smtp_accounts = base + "smtp-accounts"  # set of account ids with SMTP settings (/health)
         self._base = base
 
     def token(self, token_hash: str) -> str:

@@ -38,6 +38,9 @@ PROCESS_TYPES = (
     # WEBHOOK_GRACE for attempts in flight, then up to 5 s to cancel the rest, hand back and clean up.
     ProcessType("webhooks", "webhooks", "a webhook worker: delivers events from the queue `notify`",
                 "workers.webhooks", stop_seconds=lambda config: config.WEBHOOK_GRACE + 20),
+    # SUBMIT_TIMEOUT for sends in flight is too long to wait: they get 20 s, then are handed back.
+    ProcessType("submit", "submit", "a submit worker: sends mail over SMTP from the queue `submit`",
+                "workers.submit", stop_seconds=lambda config: 30),
     # Saves its data on SIGTERM (AOF fsync, RDB), which can take a while on a large dataset.
     ProcessType("redis", "embedded-redis", "the embedded default Redis (local, persistent under VAR_DIR)",
                 None, stop_seconds=lambda config: 60, exported=0, most=1),

@@ -20,6 +20,7 @@ from shared.redis_trouble import RedisTrouble
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.tokens import TokenStore
+from shared.submit_queue import SubmitQueue
 
 from . import admin, api, health, metrics_view
 from .api.mailbox_channel import MailboxChannel
@@ -42,7 +43,7 @@ def create_app(config: Config) -> Flask:
                       HEARTBEATS=Heartbeats(conn, keys), ACCOUNTS=AccountStore(conn, keys, secret),
                       SERVICE_SECRET=secret, JSON_SORT_KEYS=False,
                       REQUEST_TROUBLE=RedisTrouble("requests", "web", log, loop=False),
-                      VERIFIED_TOKENS=VerifiedTokens())
+                      VERIFIED_TOKENS=VerifiedTokens(), SUBMIT_QUEUE=SubmitQueue(conn, keys))
     # The mailbox API waits on Redis for its IMAP process's reply: a client of its own whose
     # socket timeout outlasts the longest wait.
     channel_conn = connect(config, socket_connect_timeout=2,

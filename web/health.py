@@ -25,7 +25,8 @@ from shared.redis_errors import kind_of
 from shared.redis_trouble import failing_kinds
 
 blueprint = Blueprint("health", __name__)
-WORKER_TYPES = ("imap", "webhooks")
+WORKER_TYPES = ("imap", "webhooks")  # always wanted
+SENDING = "submit"  # wanted once some account has SMTP settings
 _lock = threading.Lock()
 
 
@@ -53,7 +54,8 @@ def health():
     cfg = current_app.config
     conn, keys, interval = cfg["REDIS"], cfg["KEYS"], cfg["MAILPULSE"].HEARTBEAT_INTERVAL
     problems = []
-    live = {t: 0 for t in ("web",) + WORKER_TYPES}
+    live = {t: 0 for t in ("web",) + WORKER_TYPES + (SENDING,)}
+    wanted = WORKER_TYPES
     try:
         probe = secrets.token_hex(8)
         key = f"{keys.health_probe}:{probe}"  # one key per check: concurrent checks never collide
@@ -62,6 +64,8 @@ def health():
         conn.delete(key)
         if (answer or b"").decode() != probe:
             problems.append("Redis did not return the value just written")
+        if cfg["ACCOUNTS"].with_smtp():
+            wanted = WORKER_TYPES + (SENDING,)
         now = time.time()
         for worker in cfg["HEARTBEATS"].workers(now):
             if worker.type in live and is_live(worker, interval, now):
@@ -73,7 +77,7 @@ def health():
     else:
         with _lock:
             cfg["REQUEST_TROUBLE"].succeeded()
-        problems += [f"no live {t} worker" for t in WORKER_TYPES if not live[t]]
+        problems += [f"no live {t} worker" for t in wanted if not live[t]]
     failing = failing_on_this_host(cfg["MAILPULSE"].PROMETHEUS_MULTIPROC_DIR)
     problems += [f"Redis errors ({kind}) in {', '.join(sorted(types))}"
                  for kind, types in sorted(failing.items())]

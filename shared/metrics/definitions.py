@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 IMAP_STATES = ("init", "connecting", "connected", "syncing", "authenticationError",
                "connectError", "disconnected", "unset")
 QUEUE_STATES = ("waiting", "active", "delayed", "paused", "failed", "completed")
-PROCESS_TYPES = ("web", "imap", "webhooks")
+PROCESS_TYPES = ("web", "imap", "webhooks", "submit")
 WEBHOOK_REQ_BUCKETS = (100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000, 60000)
 
 thread_starts = Counter("thread_starts", "Worker processes started")

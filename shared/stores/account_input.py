@@ -83,36 +83,46 @@ def _port(value) -> int:
     return value
 
 
-def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
-    """The IMAP settings; with `previous` (an update) omitted fields keep their old values."""
+def _server(checker: _Checker, name: str, value, previous: dict | None) -> dict | None:
+    """IMAP or SMTP settings (`name` is the field); with `previous` (an update) omitted fields keep
+    their old values. SMTP may go without `auth` (a relay that trusts the sender's address)."""
     if value is None or value is False:
         return None
     if not isinstance(value, dict):
-        checker.problems["imap"] = "must be an object with host, port, secure and auth"
+        checker.problems[name] = "must be an object with host, port, secure and auth"
         return None
     base = previous or {}
-    checker.unknown("imap.", value, {"host", "port", "secure", "auth"})
-    auth = value.get("auth", {} if previous else None)
-    if not isinstance(auth, dict):
-        checker.problems["imap.auth"] = "must be an object with user and pass"
-        auth = {}
-    checker.unknown("imap.auth.", auth, {"user", "pass"})
-    old_auth = base.get("auth", {})
-    imap = {
-        "host": checker.check("imap.host", _text, value.get("host", base.get("host")), True),
-        "port": checker.check("imap.port", _port, value.get("port", base.get("port"))),
-        "secure": checker.check("imap.secure", boolean, value.get("secure", base.get("secure", False))),
-        "auth": {"user": checker.check("imap.auth.user", _text, auth.get("user", old_auth.get("user")), True),
-                 "pass": checker.check("imap.auth.pass", _password, auth.get("pass", old_auth.get("pass")))},
+    checker.unknown(f"{name}.", value, {"host", "port", "secure", "auth"})
+    optional_auth = name == "smtp"
+    auth = value.get("auth", base.get("auth") if optional_auth else ({} if previous else None))
+    if auth is None and optional_auth:
+        auth_fields = None
+    else:
+        if not isinstance(auth, dict):
+            checker.problems[f"{name}.auth"] = "must be an object with user and pass"
+            auth = {}
+        checker.unknown(f"{name}.auth.", auth, {"user", "pass"})
+        old_auth = base.get("auth") or {}
+        auth_fields = {
+            "user": checker.check(f"{name}.auth.user", _text, auth.get("user", old_auth.get("user")), True),
+            "pass": checker.check(f"{name}.auth.pass", _password, auth.get("pass", old_auth.get("pass")))}
+    return {
+        "host": checker.check(f"{name}.host", _text, value.get("host", base.get("host")), True),
+        "port": checker.check(f"{name}.port", _port, value.get("port", base.get("port"))),
+        "secure": checker.check(f"{name}.secure", boolean, value.get("secure", base.get("secure", False))),
+        "auth": auth_fields,
     }
-    return imap
 
 
-FIELDS = {"account", "name", "email", "imap", "webhooks"}
+def _imap(checker: _Checker, value, previous: dict | None) -> dict | None:
+    return _server(checker, "imap", value, previous)
+
+
+FIELDS = {"account", "name", "email", "imap", "smtp", "webhooks"}
 
 
 def new_account(body) -> dict:
-    """A clean account from a POST body: account, name, email, imap (or None), webhooks."""
+    """A clean account from a POST body: account, name, email, imap and smtp (or None), webhooks."""
     if not isinstance(body, dict):
         raise InputError({"body": "must be a JSON object"})
     checker = _Checker()
@@ -122,13 +132,14 @@ def new_account(body) -> dict:
         "name": checker.check("name", _text, body.get("name"), True),
         "email": checker.check("email", _email, body.get("email")),
         "imap": _imap(checker, body.get("imap"), None),
+        "smtp": _server(checker, "smtp", body.get("smtp"), None),
         "webhooks": checker.check("webhooks", webhook_url, body.get("webhooks") or ""),
     }
     checker.done()
     return account
 
 
-def account_update(body, previous_imap: dict | None) -> dict:
+def account_update(body, previous_imap: dict | None, previous_smtp: dict | None = None) -> dict:
     """The fields a PUT body changes, cleaned; the account id cannot change."""
     if not isinstance(body, dict):
         raise InputError({"body": "must be a JSON object"})
@@ -143,5 +154,7 @@ def account_update(body, previous_imap: dict | None) -> dict:
         changes["webhooks"] = checker.check("webhooks", webhook_url, body["webhooks"] or "")
     if "imap" in body:
         changes["imap"] = _imap(checker, body["imap"], previous_imap)
+    if "smtp" in body:
+        changes["smtp"] = _server(checker, "smtp", body["smtp"], previous_smtp)
     checker.done()
     return changes

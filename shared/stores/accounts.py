@@ -3,10 +3,12 @@
 Redis layout (all under REDIS_PREFIX, names in shared.keys):
 - `accounts`: sorted set of account ids, scored by creation time (pages of the list);
 - `account:<id>`: hash with account, name, email, webhooks (the per-account webhook URL the
-  webhook workers read), imap (JSON without the password), imapPass (encrypted), created,
+  webhook workers read), imap (JSON without the password), imapPass (encrypted), smtp and
+  smtpPass likewise (the submit workers read them), created,
   state and lastError (written by the IMAP worker that holds the account);
 - `account:<id>:*`: the IMAP worker's sync state and lease, named in shared.keys; deleted by
   those names with the account (the mailboxes hash names the per-mailbox keys), never by SCAN;
+- `smtp-accounts`: set of the ids of accounts with SMTP settings (/health wants a submit worker);
 - `account-log`: sorted set id -> sequence number (`account-log-seq`) of the account's last
   change (added, updated, deleted, reconnect): IMAP processes read what changed since they last
   looked, so no change is lost and none costs a read of every account;
@@ -77,6 +79,18 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    secure: bool  # TLS from the first byte (465); else STARTTLS whenever offered
+    user: str | None  # None: no AUTH (a relay trusting the client)
+    password: str | None
+
+    def __repr__(self) -> str:  # never let the password reach a log line
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, secure={self.secure}, user={self.user!r})"
+
+
 class AccountExists(Exception):
     """POST of an id that is already taken (the API answers 409)."""
 
@@ -136,6 +150,8 @@ class AccountStore:
         seq = self._create(keys=keys, args=args)
         if not seq:
             raise AccountExists(account["account"])
+        if account.get("smtp"):
+            self.conn.sadd(self.keys.smtp_accounts, account["account"])
         self._publish(account["account"], "added", seq)
         return self.get(account["account"])
 
@@ -146,14 +162,20 @@ class AccountStore:
         if not raw:
             return None
         previous = self._imap_with_password(raw)
-        changes = account_input.account_update(body, previous)
+        changes = account_input.account_update(body, previous, self._with_password(raw, "smtp"))
         if changes:
             fields = self._record_fields(changes)
             imap_off = "imap" in changes and changes["imap"] is None
+            smtp_off = "smtp" in changes and changes["smtp"] is None
             if imap_off:
                 fields["state"] = "unset"
-            if not self._change(account_id, fields, ("imap", "imapPass") if imap_off else ()):
+            remove = (("imap", "imapPass") if imap_off else ()) + (("smtp", "smtpPass") if smtp_off else ())
+            if not self._change(account_id, fields, remove):
                 return None  # deleted meanwhile
+            if changes.get("smtp"):
+                self.conn.sadd(self.keys.smtp_accounts, account_id)
+            elif smtp_off:
+                self.conn.srem(self.keys.smtp_accounts, account_id)
             self._changed(account_id, "updated")
         return self.get(account_id)
 
@@ -161,6 +183,7 @@ class AccountStore:
         if not account_input.valid_id(account_id):
             return False
         removed = self.conn.zrem(self.keys.accounts, account_id)
+        self.conn.srem(self.keys.smtp_accounts, account_id)
         self.leases.forget(account_id)
         paths = [p.decode() for p in self.conn.hkeys(self.keys.account_mailboxes(account_id))]
         names = self.keys.account_keys(account_id, paths)
@@ -248,6 +271,21 @@ class AccountStore:
         return ImapSettings(imap["host"], imap["port"], imap["secure"], imap["auth"]["user"],
                             imap["auth"]["pass"])
 
+    def smtp_settings(self, account_id: str) -> SmtpSettings | None:
+        """The account's SMTP settings, password decrypted; None when it has none or is gone.
+
+        Raises CredentialsUnreadable when the stored password was encrypted with another secret.
+        """
+        smtp = self._with_password(self.conn.hgetall(self.keys.account(account_id)), "smtp")
+        if smtp is None:
+            return None
+        auth = smtp.get("auth") or {}
+        return SmtpSettings(smtp["host"], smtp["port"], smtp["secure"], auth.get("user"), auth.get("pass"))
+
+    def with_smtp(self) -> int:
+        """How many accounts have SMTP settings."""
+        return self.conn.scard(self.keys.smtp_accounts)
+
     def set_state(self, account_id: str, state: str, error: dict | None = None) -> None:
         """Record the state the holding worker sees; `error` replaces lastError when given."""
         if state not in STATES:
@@ -268,19 +306,26 @@ class AccountStore:
     # -- helpers --------------------------------------------------------------------------------
     def _record_fields(self, account: dict) -> dict:
         fields = {name: account[name] for name in ("name", "email", "webhooks") if name in account}
-        imap = account.get("imap")
-        if imap:
-            public = dict(imap, auth={"user": imap["auth"]["user"]})
-            fields["imap"] = json.dumps(public)
-            fields["imapPass"] = self.cipher.encrypt(imap["auth"]["pass"])
+        for server in ("imap", "smtp"):
+            settings = account.get(server)
+            if not settings:
+                continue
+            auth = settings.get("auth")
+            fields[server] = json.dumps(dict(settings, auth={"user": auth["user"]} if auth else None))
+            fields[server + "Pass"] = self.cipher.encrypt(auth["pass"]) if auth else ""
         return fields
 
     def _imap_with_password(self, raw: dict) -> dict | None:
-        if not raw or not raw.get(b"imap"):
+        return self._with_password(raw, "imap")
+
+    def _with_password(self, raw: dict, server: str) -> dict | None:
+        """The stored `imap` or `smtp` settings with the password decrypted into auth.pass."""
+        if not raw or not raw.get(server.encode()):
             return None
-        imap = json.loads(raw[b"imap"])
-        imap["auth"]["pass"] = self.cipher.decrypt(raw[b"imapPass"])
-        return imap
+        settings = json.loads(raw[server.encode()])
+        if settings.get("auth"):
+            settings["auth"]["pass"] = self.cipher.decrypt(raw[(server + "Pass").encode()])
+        return settings
 
     def _public(self, raw: dict, held: bool) -> dict:
         view = {name: _text(raw, name) for name in PUBLIC_FIELDS}
@@ -288,6 +333,7 @@ class AccountStore:
         view["created"] = int(view["created"] or 0)
         view["webhooks"] = view["webhooks"] or None
         view["imap"] = json.loads(raw[b"imap"]) if raw.get(b"imap") else None
+        view["smtp"] = json.loads(raw[b"smtp"]) if raw.get(b"smtp") else None
         view["lastError"] = json.loads(raw[b"lastError"]) if raw.get(b"lastError") else None
         view["syncErrors"] = json.loads(raw[b"syncErrors"]) if raw.get(b"syncErrors") else {}
         return view

@@ -27,7 +27,7 @@ def test_health_needs_every_worker_type(web, spawn, env):
     spawn("workers.webhooks", env)
     wait_for(lambda: health(web)[0] == 200, what="health to turn ok")
     status, body = health(web)
-    assert body["status"] == "ok" and body["workers"] == {"web": 1, "imap": 1, "webhooks": 1}
+    assert body["status"] == "ok" and body["workers"] == {"web": 1, "imap": 1, "webhooks": 1, "submit": 0}
 
 
 def test_api_call_counts_route_templates(web, token):

@@ -23,7 +23,7 @@ from support.servers import RedisServer, free_port, wait_for
 from support.supervisor import MAILPULSE, Supervisor, mailpulse_pids, with_children
 from support.webhooks import enable_webhooks, registry_ids
 
-PROGRAMS = {"mailpulse-web-1", "mailpulse-imap-1", "mailpulse-webhooks-1"}
+PROGRAMS = {"mailpulse-web-1", "mailpulse-imap-1", "mailpulse-webhooks-1", "mailpulse-submit-1"}
 GRACE = 10
 
 

@@ -35,7 +35,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 instance_name = mailpulse-test-{port}
-protocols = imap
+protocols = {protocols}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -81,6 +81,17 @@ service stats {{
 """
 
 
+# Recipients are users by their full address (`ann@example.test` is a user of that name).
+LMTP_CONFIG = """\
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
 def _children(pid: int) -> list[int]:
     """Pids of the direct children of `pid` (Dovecot's services), from /proc."""
     found = []
@@ -100,8 +111,9 @@ def _children(pid: int) -> list[int]:
 class Dovecot(ImapServer):
     """One Dovecot instance. `host`/`port` to connect; users added with add_user()."""
 
-    def __init__(self, directory: Path | None = None, extra_config: str = ""):
-        """extra_config: lines appended to dovecot.conf (e.g. `imap_capability = ...`)."""
+    def __init__(self, directory: Path | None = None, extra_config: str = "", lmtp: bool = False):
+        """extra_config: lines appended to dovecot.conf (e.g. `imap_capability = ...`); lmtp: also
+        an LMTP listener on `lmtp_port` (for an MTA's deliveries, support.postfix)."""
         # Not under pytest's tmp_path: that is mode 0700, and Dovecot's unprivileged processes
         # (dovenull, dovecot, the users' uids) must traverse to their sockets and mail.
         self.root = Path(directory or tempfile.mkdtemp(prefix="mailpulse-dovecot-"))
@@ -114,7 +126,11 @@ class Dovecot(ImapServer):
             (self.root / sub).mkdir(exist_ok=True)
             (self.root / sub).chmod(0o755)
         (self.root / "users").write_text("")
-        config = CONFIG.format(root=self.root, port=self.port) + extra_config + "\n"
+        self.lmtp_port = free_port() if lmtp else None
+        config = CONFIG.format(root=self.root, port=self.port, protocols="imap lmtp" if lmtp else "imap")
+        if lmtp:
+            config += LMTP_CONFIG.format(port=self.lmtp_port)
+        config += extra_config + "\n"
         (self.root / "dovecot.conf").write_text(config)
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -52,8 +52,9 @@ def test_supervisord_programs_stop_gracefully_and_restart(tmp_path):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(tmp_path / "conf.d" / "mailpulse.conf")
     programs = {s.removeprefix("program:"): parser[s] for s in parser.sections() if s.startswith("program:")}
-    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-web-1",
-                                "mailpulse-webhooks-1", "mailpulse-webhooks-2", "mailpulse-webhooks-3"]
+    assert sorted(programs) == ["mailpulse-imap-1", "mailpulse-imap-2", "mailpulse-submit-1",
+                                "mailpulse-web-1", "mailpulse-webhooks-1", "mailpulse-webhooks-2",
+                                "mailpulse-webhooks-3"]
     assert parser["group:mailpulse"]["programs"].split(",") == list(programs)
     for name, program in programs.items():
         kind = name.split("-")[1]
@@ -67,6 +68,7 @@ def test_supervisord_programs_stop_gracefully_and_restart(tmp_path):
         assert program["redirect_stderr"] == "true"
     assert int(programs["mailpulse-webhooks-1"]["stopwaitsecs"]) > 25  # longer than WEBHOOK_GRACE
     assert int(programs["mailpulse-imap-1"]["stopwaitsecs"]) > 30  # the IMAP sessions' stop
+    assert int(programs["mailpulse-submit-1"]["stopwaitsecs"]) > 20  # the sends' grace (workers/submit)
     assert (tmp_path / "log").is_dir()
 
 
@@ -92,7 +94,7 @@ def test_systemd_units_verify(tmp_path):
     (["-c", "web=2"], "--concurrency", "web=2: at most 1 per host"),
     (["-c", "smtp=1"], "--concurrency", "unknown process type 'smtp'"),
     (["-c", "imap=two"], "--concurrency", "is not TYPE=N"),
-    (["-c", "web=0,imap=0,webhooks=0"], "--concurrency", "no process left"),
+    (["-c", "web=0,imap=0,webhooks=0,submit=0"], "--concurrency", "no process left"),
     (["--stop-wait", "10"], "--stop-wait", "shorter than a web process may take"),
     (["--user", "no-such-user-here"], "--user", "no such user"),
     (["-l", "relative/log"], "--log", "is not an absolute path"),

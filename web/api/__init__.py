@@ -48,7 +48,7 @@ def invalid_input(exc: InputError):
 
 
 def install(app: Flask) -> None:
-    from . import accounts, mailbox, settings, stats  # noqa: F401 - register their routes on the blueprint
+    from . import accounts, mailbox, settings, stats, submit  # noqa: F401 - register their routes on the blueprint
 
     app.register_blueprint(blueprint)
     app.after_request(count_api_call)

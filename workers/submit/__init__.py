@@ -1,0 +1,1 @@
+"""The submit worker: sends queued messages over SMTP (`python -m workers.submit`)."""

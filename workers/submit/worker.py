@@ -1,0 +1,142 @@
+"""The submit worker loop: up to SUBMIT_CONCURRENCY messages in flight, one greenlet each.
+
+Shaped like the webhooks worker (workers/webhooks/worker.py): a dispatcher claims jobs while
+there are free slots, else blocks on the queue; a maintenance loop renews the leases of the
+messages in flight, promotes scheduled sends and retries whose time has come, hands the jobs of
+dead processes back, and trims finished and failed jobs (the webhooks' WEBHOOK_KEEP_* settings).
+SIGTERM: no new claims; sends in flight get GRACE seconds, then the rest are handed back (a
+message cut off mid-DATA was not accepted, so sending it again later loses and doubles nothing;
+one accepted but not yet recorded is sent again with the same Message-ID: at least once).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import gevent
+import gevent.pool
+
+from shared import events
+from shared.metrics import definitions as metrics
+from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.secret import service_secret
+from shared.stores.accounts import AccountStore
+from workers.webhooks.retention import Keep, Retention
+
+from .delivery import attempt, events_of
+from .jobs import SENT, Claim, SubmitJobs
+from .sent_copy import copy_quietly
+from .smtp import SmtpPool
+
+log = logging.getLogger(__name__)
+MAINTENANCE_INTERVAL = 0.5
+REDIS_RETRY_DELAY = 1.0
+GRACE = 20  # seconds sends in flight may take to finish at SIGTERM (processes.py waits 30)
+
+
+class SubmitWorker:
+    def __init__(self, config, keys):
+        self.config = config
+        self.keys = keys
+        self.concurrency = config.SUBMIT_CONCURRENCY
+        self.conn = connect(config, max_connections=self.concurrency + 10)
+        self.accounts = AccountStore(self.conn, keys, service_secret(config))
+        self.jobs = SubmitJobs(self.conn, keys, config.SUBMIT_LEASE, Keep.from_config(config))
+        self.retention = Retention(self.conn, self.jobs.queue, self.jobs.keep)
+        self.smtp = SmtpPool(config.SUBMIT_TIMEOUT)
+        self.sends = gevent.pool.Pool(self.concurrency)
+        self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by started-registry entry
+
+    def run(self, stop) -> None:
+        upkeep = gevent.spawn(self._maintenance_loop, stop)
+        log.info("sending mail, up to %d messages at a time", self.concurrency)
+        try:
+            self._dispatch(stop)
+        finally:
+            self._drain()
+            upkeep.kill()
+            self.smtp.close()
+
+    def _dispatch(self, stop) -> None:
+        while not stop.is_set():
+            free = self.sends.free_count()
+            if free == 0:
+                self.sends.wait_available(timeout=1)
+                continue
+            try:
+                claims = self.jobs.claim(free)
+                if not claims:
+                    self.jobs.wait_for_jobs(timeout=1)
+                    continue
+            except TRANSIENT_ERRORS as exc:
+                log.warning("cannot claim messages (Redis unavailable), will retry: %s", exc)
+                stop.wait(REDIS_RETRY_DELAY)
+                continue
+            for claim in claims:
+                self.held[claim.entry] = claim
+                self.sends.spawn(self._send, claim)
+
+    def _send(self, claim: Claim) -> None:
+        try:
+            outcome = attempt(self.smtp, self.accounts, claim)
+            self._record(claim, outcome)
+            if outcome.kind == SENT and claim.payload.get("copy") is not False:
+                copy_quietly(self.accounts, claim.payload["account"], claim.raw)
+        except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
+            log.exception("submit job %s: unexpected error; its lease will hand it out again", claim.queue_id)
+            return  # still held: renewed until the process stops, then handed back
+        self.held.pop(claim.entry, None)
+
+    def _record(self, claim: Claim, outcome) -> None:
+        status_label = "completed" if outcome.kind == SENT else "failed"
+        metrics.safely(metrics.queues_processed.labels(queue="submit", status=status_label).inc)
+        while True:
+            try:
+                status = self.jobs.finish(claim, outcome.kind, outcome.error, self.config.SUBMIT_ATTEMPTS,
+                                          self.config.SUBMIT_BACKOFF)
+                for event, data in events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"),
+                                             self.config.SUBMIT_ATTEMPTS):
+                    events.emit(self.conn, self.keys, event, account=claim.payload["account"], data=data)
+                break
+            except TRANSIENT_ERRORS as exc:
+                log.warning("cannot record the send of %s yet: %s", claim.queue_id, exc)
+                gevent.sleep(REDIS_RETRY_DELAY)
+        if outcome.kind == SENT:
+            log.info("sent %s (%s): %s", claim.queue_id, claim.payload["messageId"], outcome.response)
+        else:
+            log.info("send of %s attempt %d: %s (%s)", claim.queue_id, claim.attempts_made,
+                     outcome.error, status)
+
+    def _maintenance_loop(self, stop) -> None:
+        renew_every = self.config.SUBMIT_LEASE / 3
+        last_renewal = time.monotonic()
+        while True:
+            try:
+                self.jobs.promote_due()
+                if not stop.is_set():
+                    self.jobs.requeue_expired()
+                if time.monotonic() - last_renewal >= renew_every:
+                    last_renewal = time.monotonic()
+                    self.jobs.renew_leases(list(self.held.values()))
+                self.retention.trim_when_due()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("maintenance skipped (Redis unavailable): %s", exc)
+            gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
+
+    def _drain(self) -> None:
+        if self.held:
+            log.info("waiting up to %d s for %d sends in flight", GRACE, len(self.held))
+        self.sends.join(timeout=GRACE)
+        self.sends.kill(timeout=5)
+        left = list(self.held.values())
+        if left:
+            try:
+                released = self.jobs.release(left)
+                log.info("%d messages not sent before stopping are back in the queue", released)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not hand back %d messages (their leases will expire): %s", len(left), exc)
+
+
+def work(config, lifecycle, stop) -> None:
+    SubmitWorker(config, lifecycle.keys).run(stop)
