@@ -16,14 +16,18 @@ import time
 
 import gevent
 import gevent.pool
+import redis
 
 from shared import events
 from shared.metrics import definitions as metrics
-from shared.redis_conn import TRANSIENT_ERRORS, connect
+from shared.redis_conn import connect
+from shared.redis_errors import kind_of
+from shared.redis_trouble import RedisTrouble
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from workers.webhooks.retention import Keep, Retention
 
+from ..loops import LoopWatch
 from .delivery import attempt, events_of
 from .jobs import SENT, Claim, SubmitJobs
 from .sent_copy import copy_quietly
@@ -31,7 +35,7 @@ from .smtp import SmtpPool
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.5
-REDIS_RETRY_DELAY = 1.0
+PROCESS = "submit"  # the process label of mailpulse_redis_errors / mailpulse_redis_failing
 GRACE = 20  # seconds sends in flight may take to finish at SIGTERM (processes.py waits 30)
 
 
@@ -47,9 +51,14 @@ class SubmitWorker:
         self.smtp = SmtpPool(config.SUBMIT_TIMEOUT)
         self.sends = gevent.pool.Pool(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by started-registry entry
+        self.watch = LoopWatch()
+        # Every Redis error kind is retried with backoff, logged once per kind and counted.
+        self.claim_trouble = RedisTrouble("claiming messages", PROCESS, log)
+        self.record_trouble = RedisTrouble("recording sends", PROCESS, log)
+        self.upkeep_trouble = RedisTrouble("maintenance", PROCESS, log)
 
     def run(self, stop) -> None:
-        upkeep = gevent.spawn(self._maintenance_loop, stop)
+        upkeep = self.watch.spawn("maintenance", self._maintenance_loop, stop)
         log.info("sending mail, up to %d messages at a time", self.concurrency)
         try:
             self._dispatch(stop)
@@ -57,9 +66,10 @@ class SubmitWorker:
             self._drain()
             upkeep.kill()
             self.smtp.close()
+        self.watch.check()  # a dead maintenance loop: exit non-zero, the supervisor restarts us
 
     def _dispatch(self, stop) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and self.watch.died is None:
             free = self.sends.free_count()
             if free == 0:
                 self.sends.wait_available(timeout=1)
@@ -68,11 +78,12 @@ class SubmitWorker:
                 claims = self.jobs.claim(free)
                 if not claims:
                     self.jobs.wait_for_jobs(timeout=1)
+                    self.claim_trouble.succeeded()
                     continue
-            except TRANSIENT_ERRORS as exc:
-                log.warning("cannot claim messages (Redis unavailable), will retry: %s", exc)
-                stop.wait(REDIS_RETRY_DELAY)
+            except redis.RedisError as exc:
+                stop.wait(self.claim_trouble.failed(exc))
                 continue
+            self.claim_trouble.succeeded()
             for claim in claims:
                 self.held[claim.entry] = claim
                 self.sends.spawn(self._send, claim)
@@ -98,10 +109,10 @@ class SubmitWorker:
                 for event, data in events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"),
                                              self.config.SUBMIT_ATTEMPTS):
                     events.emit(self.conn, self.keys, event, account=claim.payload["account"], data=data)
+                self.record_trouble.succeeded()
                 break
-            except TRANSIENT_ERRORS as exc:
-                log.warning("cannot record the send of %s yet: %s", claim.queue_id, exc)
-                gevent.sleep(REDIS_RETRY_DELAY)
+            except redis.RedisError as exc:
+                gevent.sleep(self.record_trouble.failed(exc))
         if outcome.kind == SENT:
             log.info("sent %s (%s): %s", claim.queue_id, claim.payload["messageId"], outcome.response)
         else:
@@ -112,6 +123,7 @@ class SubmitWorker:
         renew_every = self.config.SUBMIT_LEASE / 3
         last_renewal = time.monotonic()
         while True:
+            delay = min(MAINTENANCE_INTERVAL, renew_every)
             try:
                 self.jobs.promote_due()
                 if not stop.is_set():
@@ -120,9 +132,10 @@ class SubmitWorker:
                     last_renewal = time.monotonic()
                     self.jobs.renew_leases(list(self.held.values()))
                 self.retention.trim_when_due()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("maintenance skipped (Redis unavailable): %s", exc)
-            gevent.sleep(min(MAINTENANCE_INTERVAL, renew_every))
+                self.upkeep_trouble.succeeded()
+            except redis.RedisError as exc:  # backoff capped: lease renewals are due every SUBMIT_LEASE/3
+                delay = min(self.upkeep_trouble.failed(exc), renew_every)
+            gevent.sleep(delay)
 
     def _drain(self) -> None:
         if self.held:
@@ -134,8 +147,10 @@ class SubmitWorker:
             try:
                 released = self.jobs.release(left)
                 log.info("%d messages not sent before stopping are back in the queue", released)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("could not hand back %d messages (their leases will expire): %s", len(left), exc)
+            except redis.RedisError as exc:
+                RedisTrouble("handing back messages", PROCESS, log, loop=False).failed(exc)
+                log.warning("could not hand back %d messages (their leases will expire): %s",
+                            len(left), kind_of(exc))
 
 
 def work(config, lifecycle, stop) -> None:
