@@ -111,7 +111,7 @@ class WebhookWorker:
                 stop.wait(REDIS_RETRY_DELAY)
                 continue
             for claim in claims:
-                url = target_url(settings, claim.account_url, claim.attempt.event)
+                url = target_url(settings, claim.stored_url, claim.account_url, claim.attempt.event)
                 self.held[claim.execution.id] = claim
                 self.deliveries.spawn(self._deliver, claim, url)
 
