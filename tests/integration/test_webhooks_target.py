@@ -70,3 +70,46 @@ def test_an_accounts_own_url_is_fixed_when_the_event_is_emitted(conn, env, spawn
         wait_for(lambda: {first, second} <= registry_ids(conn)["finished"], what="both jobs")
 
     assert sorted(r.path for r in receiver.requests) == ["/first", "/second"]
+
+
+def test_url_user_info_becomes_basic_auth_and_is_never_shown(conn, env, spawn):
+    import base64
+
+    from rq.job import Job
+
+    with Receiver(respond=lambda request: 500) as receiver:
+        url = receiver.url.replace("http://", "http://tenant%40x:s3cret%21@") + "/hook"
+        enable_webhooks(conn, url)
+        env.update(WEBHOOK_ATTEMPTS="1")
+        [job_id] = [emit(conn, KEYS, "messageNew", account="acc")]
+        log = spawn("workers.webhooks", env)
+        wait_for(lambda: job_id in registry_ids(conn)["failed"], what="the job to fail")
+
+    [request] = receiver.requests
+    assert request.path == "/hook"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"tenant@x:s3cret!").decode()
+    flag = SettingsStore(conn, KEYS).webhook_error()
+    assert flag["url"] == receiver.url + "/hook"  # shown without its credentials
+    assert "s3cret" not in Job.fetch(job_id, connection=conn).latest_result().exc_string
+    assert "s3cret" not in log.log_path.read_text()
+
+
+def test_private_targets_denied_when_configured(conn, env, spawn):
+    with Receiver() as receiver:
+        enable_webhooks(conn, receiver.url + "/hook")  # 127.0.0.1: loopback
+        env.update(WEBHOOK_PRIVATE_TARGETS="deny")
+        [refused] = [emit(conn, KEYS, "messageNew", account="acc")]
+        spawn("workers.webhooks", env)
+        wait_for(lambda: refused in registry_ids(conn)["failed"], what="the job to be refused")
+        assert receiver.requests == []  # refused before connecting: no retry either
+        flag = SettingsStore(conn, KEYS).webhook_error()
+        assert "WEBHOOK_PRIVATE_TARGETS=deny" in flag["message"] and "127.0.0.1" in flag["message"]
+
+
+def test_private_targets_allowed_by_default(conn, env, spawn):
+    with Receiver() as receiver:
+        enable_webhooks(conn, receiver.url + "/hook")
+        [delivered] = [emit(conn, KEYS, "messageNew", account="acc")]
+        spawn("workers.webhooks", env)
+        wait_for(lambda: delivered in registry_ids(conn)["finished"], what="the job to be delivered")
+    assert len(receiver.requests) == 1

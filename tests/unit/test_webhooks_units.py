@@ -75,3 +75,26 @@ def test_settings_validation_reports_every_bad_field():
     assert set(caught.value.fields) == {"webhooks", "webhooksEnabled"}
     assert validate({"webhooks": " https://x.example/h ", "webhookEvents": ["messageNew", "messageNew"]}) == {
         "webhooks": "https://x.example/h", "webhookEvents": ["messageNew"]}
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "100.64.0.1",
+                                     "::1", "fc00::1", "0.0.0.0", "224.0.0.1", "::ffff:127.0.0.1"])
+def test_non_global_addresses_refused_with_deny(address):
+    from workers.webhooks import egress
+
+    egress.configure("deny")
+    try:
+        with pytest.raises(EgressRefused):
+            check_address(address)
+        check_address("93.184.216.34")  # a public address stays allowed
+    finally:
+        egress.configure("allow")
+    check_address(address)
+
+
+def test_printable_bounds_untrusted_text():
+    from workers.webhooks.untrusted import printable, without_userinfo
+
+    assert printable("a\x1b[31mb\x00c\r\nd\u202ee") == "a [31mb c d e"
+    assert len(printable("x" * 1000)) == 300 and printable("x" * 1000).endswith("…")
+    assert without_userinfo("https://u:p@h/x?y=1") == "https://h/x?y=1"

@@ -86,7 +86,8 @@ class WebhookClient:
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent, **headers}
         if parts.auth:
             user, _, password = parts.auth.partition(":")
-            headers.update(urllib3.make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}"))
+            basic = urllib3.make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")["authorization"]
+            headers["Authorization"] = basic
             url = parts._replace(auth=None).url
         try:
             # Resolution counts within the attempt's deadline, like the request itself.

@@ -34,6 +34,7 @@ from shared.metrics import definitions as metrics
 from shared.redis_conn import TRANSIENT_ERRORS, connect
 from shared.secret import service_secret
 
+from . import egress
 from .client import WebhookClient
 from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
 from .jobs import Claim, JobStore
@@ -61,6 +62,7 @@ class WebhookWorker:
         self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE, Keep.from_config(config))
         self.retention = Retention(self.conn, self.store.queue, self.store.keep)
         self.rq_worker: SimpleWorker | None = None  # made in run(): it talks to Redis at once
+        egress.configure(config.WEBHOOK_PRIVATE_TARGETS)
         self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
         # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
         # finished attempt's slot goes to the next job at once, not after Redis round trips.
