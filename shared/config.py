@@ -126,6 +126,13 @@ def _scopes(text: str) -> tuple[str, ...]:
     return scopes
 
 
+def _allow_or_deny(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("allow", "deny"):
+        raise ValueError(f"{text!r} is not allow or deny")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -214,6 +221,9 @@ SETTINGS = (
     Setting("WEBHOOK_KEEP_FINISHED", _positive_int, "600",
             "seconds a delivered or skipped event's job stays visible (rq-dashboard)"),
     Setting("WEBHOOK_KEEP_FAILED", _positive_int, str(7 * 86400), "seconds a failed job is kept"),
+    Setting("WEBHOOK_PRIVATE_TARGETS", _allow_or_deny, "allow",
+            "allow or deny webhooks to loopback, private and other non-global addresses "
+            "(deny where tenants choose URLs)"),
     Setting("WEBHOOK_KEEP_FAILED_MAX", _positive_int, "10000", "most failed jobs kept; the oldest go first"),
     Setting("SUBMIT_CONCURRENCY", _int_in(1, 1000), "20", "messages in flight per submit process"),
     Setting("SUBMIT_TIMEOUT", _positive_float, "60", "seconds one SMTP delivery attempt may take in all"),

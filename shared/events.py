@@ -12,6 +12,7 @@ import uuid
 import redis
 from rq import Queue
 
+from . import webhook_target
 from .event_names import EVENTS
 from .keys import Keys
 from .metrics import definitions as metrics
@@ -35,15 +36,24 @@ def build_payload(event: str, account: str | None, data: dict | None, path: str 
 
 
 def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, data: dict | None = None,
-         path: str | None = None, special_use: str | None = None, service_url: str = "") -> str:
-    """Count and enqueue one event; returns the rq job id. Raises redis errors to the caller."""
+         path: str | None = None, special_use: str | None = None, service_url: str = "",
+         target: webhook_target.Target | None = None) -> str:
+    """Count and enqueue one event; returns the rq job id. Raises redis errors to the caller.
+
+    The webhook target is fixed here (shared.webhook_target) and stored in the job's hash in the
+    same transaction as the enqueue, so no webhooks process ever sees the job without it."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     payload = build_payload(event, account, data, path, special_use, service_url)
     event_id = uuid.uuid4().hex
-    job = Queue(keys.queue("notify"), connection=conn).enqueue(
-        DELIVER, payload, event_id, meta={"event": event, "eventId": event_id},
-        description=f"{event} {account or '-'}")  # rq's default repeats the payload in every job
+    target = target or webhook_target.resolve(conn, keys, account)
+    with conn.pipeline() as pipe:
+        job = Queue(keys.queue("notify"), connection=conn).enqueue(
+            DELIVER, payload, event_id, meta={"event": event, "eventId": event_id},
+            description=f"{event} {account or '-'}",  # rq's default repeats the payload in every job
+            pipeline=pipe)
+        pipe.hset(job.key, mapping=target.fields())
+        pipe.execute()
     metrics.safely(metrics.events.labels(event=event).inc)
     return job.id
 
@@ -55,5 +65,8 @@ def emit_test(conn: redis.Redis, keys: Keys) -> str:
 
 def emit_account_event(conn: redis.Redis, keys: Keys, event: str, account: dict) -> str:
     """accountAdded / accountDeleted for an account's public view (API and admin page)."""
+    # The target from the record the caller holds: for accountDeleted the record is gone already.
+    target = webhook_target.resolve(conn, keys, account["account"], account.get("webhooks"))
     return emit(conn, keys, event, account=account["account"],
-                data={"account": account["account"], "name": account["name"], "email": account["email"]})
+                data={"account": account["account"], "name": account["name"], "email": account["email"]},
+                target=target)

@@ -25,7 +25,9 @@ def test_claim_moves_jobs_to_started_with_their_attempt_and_settings(conn):
     assert places["started"] == set(job_ids[:2]) and places["queued"] == {job_ids[2]}
     claim = claims[0]
     assert claim.attempt.payload["event"] == "messageNew" and claim.attempt.attempts_made == 0
-    assert claim.account_url == "http://127.0.0.1:9/acc1"
+    # The account's URL was fixed at emit and comes with the job: no lookup at claim time.
+    assert claim.stored_url == "http://127.0.0.1:9/acc1" and claim.account_url is None
+    assert claim.target == "http://127.0.0.1:9"
     job = Job.fetch(claim.job.id, connection=conn)
     assert job.get_status() == "started" and job.worker_name == "test-worker"
 

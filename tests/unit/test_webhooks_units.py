@@ -50,11 +50,23 @@ def test_signature_is_unpadded_base64url_hmac_sha256():
 
 def test_target_url_filters_events():
     on = {"webhooksEnabled": True, "webhooks": "http://h/", "webhookEvents": ["*"]}
-    assert target_url(on, None, "messageNew") == "http://h/"
-    assert target_url(on, "http://acct/", "messageNew") == "http://acct/"
-    assert target_url({**on, "webhooksEnabled": False}, "http://acct/", "messageNew") is None
-    assert target_url({**on, "webhookEvents": ["messageDeleted"]}, None, "messageNew") is None
-    assert target_url({**on, "webhooks": ""}, None, "messageNew") is None
+    assert target_url(on, None, None, "messageNew") == "http://h/"  # a job from before targets were stored
+    assert target_url(on, None, "http://acct/", "messageNew") == "http://acct/"
+    assert target_url(on, "http://fixed/", None, "messageNew") == "http://fixed/"  # fixed at emit wins
+    assert target_url(on, "", "http://acct/", "messageNew") is None  # fixed to nobody (deleted account)
+    assert target_url({**on, "webhooksEnabled": False}, "http://fixed/", None, "messageNew") is None
+    only_deleted = {**on, "webhookEvents": ["messageDeleted"]}
+    assert target_url(only_deleted, "http://fixed/", None, "messageNew") is None
+    assert target_url({**on, "webhooks": ""}, None, None, "messageNew") is None
+
+
+def test_target_key_is_scheme_host_port_without_user_info():
+    from shared.webhook_target import target_key
+
+    assert target_key("https://user:pass@Hooks.Example.com/a?b=1") == "https://hooks.example.com:443"
+    assert target_key("http://h:8080/x") == "http://h:8080"
+    assert target_key("http://h/") == "http://h:80"
+    assert target_key("") == ""
 
 
 def test_settings_validation_reports_every_bad_field():
@@ -63,3 +75,26 @@ def test_settings_validation_reports_every_bad_field():
     assert set(caught.value.fields) == {"webhooks", "webhooksEnabled"}
     assert validate({"webhooks": " https://x.example/h ", "webhookEvents": ["messageNew", "messageNew"]}) == {
         "webhooks": "https://x.example/h", "webhookEvents": ["messageNew"]}
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "100.64.0.1",
+                                     "::1", "fc00::1", "0.0.0.0", "224.0.0.1", "::ffff:127.0.0.1"])
+def test_non_global_addresses_refused_with_deny(address):
+    from workers.webhooks import egress
+
+    egress.configure("deny")
+    try:
+        with pytest.raises(EgressRefused):
+            check_address(address)
+        check_address("93.184.216.34")  # a public address stays allowed
+    finally:
+        egress.configure("allow")
+    check_address(address)
+
+
+def test_printable_bounds_untrusted_text():
+    from workers.webhooks.untrusted import printable, without_userinfo
+
+    assert printable("a\x1b[31mb\x00c\r\nd\u202ee") == "a [31mb c d e"
+    assert len(printable("x" * 1000)) == 300 and printable("x" * 1000).endswith("…")
+    assert without_userinfo("https://u:p@h/x?y=1") == "https://h/x?y=1"

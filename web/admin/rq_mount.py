@@ -24,6 +24,7 @@ from shared.redis_conn import connect
 from shared.redis_errors import kind_of
 
 from .guard import current_session, login_redirect, no_password_page, password_record
+from .rq_escaping import EscapingDashboard
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -59,7 +60,8 @@ def make_dashboard(config) -> Flask:
     # Its templates also ask the app for a `static` endpoint (the favicon): give it the same files
     # on another path, so that the blueprint's own /static route is the one that answers there.
     static = os.path.join(os.path.dirname(rq_dashboard.__file__), "static")
-    dashboard = Flask("rq_dashboard_admin", static_folder=static, static_url_path="/app-static")
+    # EscapingDashboard: its job views show job data (receivers' error text) as text.
+    dashboard = EscapingDashboard("rq_dashboard_admin", static_folder=static, static_url_path="/app-static")
     dashboard.config.from_object(rq_dashboard.default_settings)
     dashboard.config["RQ_DASHBOARD_REDIS_URL"] = "redis://mailpulse/0"  # one instance; see from_url
     dashboard.register_blueprint(rq_dashboard.blueprint, url_prefix="")

@@ -10,6 +10,11 @@ from workers.runner import run  # noqa: E402
 
 
 def work(config, lifecycle, stop):
+    import gevent
+
+    # c-ares resolves in the hub, not on gevent's small shared thread pool: a tenant's slow DNS
+    # holds up only its own attempt (whose deadline covers resolution, client.py).
+    gevent.config.resolver = "ares"
     from workers.webhooks.worker import work as deliver_until_stopped  # imports metrics: after bootstrap
 
     deliver_until_stopped(config, lifecycle, stop)

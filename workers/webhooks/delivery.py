@@ -18,6 +18,7 @@ from shared.metrics import definitions as metrics
 from .client import TransportError, WebhookClient
 from .egress import EgressRefused
 from .signing import sign
+from .untrusted import printable, without_userinfo
 
 DELIVERED, SKIPPED, RETRY, GIVE_UP = "delivered", "skipped", "retry", "give_up"
 
@@ -45,13 +46,20 @@ class Attempt:
         return str(self.payload.get("event", ""))
 
 
-def target_url(settings: dict, account_url: str | None, event: str) -> str | None:
-    """The URL to POST to, or None when the event is filtered out."""
+def target_url(settings: dict, stored_url: str | None, account_url: str | None, event: str) -> str | None:
+    """The URL to POST to, or None when the event is filtered out.
+
+    `stored_url` is the target fixed when the event was emitted (shared.webhook_target; "" =
+    nobody); only jobs queued before targets were stored (None) look the URL up now. The switch
+    and the event filter apply at delivery time: turning webhooks off stops queued deliveries.
+    """
     if not settings.get("webhooksEnabled"):
         return None
     events = settings.get("webhookEvents") or ["*"]
     if "*" not in events and event not in events:
         return None
+    if stored_url is not None:
+        return stored_url or None
     return account_url or settings.get("webhooks") or None
 
 
@@ -68,18 +76,23 @@ def attempt(client: WebhookClient, secret: str, job: Attempt, url: str | None) -
     }
     started = time.perf_counter()
     timed = True
+    shown_url = without_userinfo(url)  # what errors and pages may show: no credentials
     try:
-        status = client.post(url, body, headers)
+        answer = client.post(url, body, headers)
     except EgressRefused as exc:
         timed = False  # no request was made
-        outcome = Outcome(GIVE_UP, f"refused by egress policy: {exc}", url)
+        outcome = Outcome(GIVE_UP, printable(f"refused by egress policy: {exc}"), shown_url)
     except TransportError as exc:
-        outcome = Outcome(RETRY, str(exc), url)
+        outcome = Outcome(RETRY, printable(without_userinfo(str(exc))), shown_url)
     else:
+        status = answer.status
         if 200 <= status < 300:
-            outcome = Outcome(DELIVERED, f"HTTP {status}", url, status)
+            outcome = Outcome(DELIVERED, f"HTTP {status}", shown_url, status)
         else:
-            outcome = Outcome(RETRY, f"HTTP {status} (not 2xx)", url, status)
+            # The receiver's own words help its operator; they are untrusted: bounded, printable.
+            said = f" {answer.reason}" if answer.reason else ""
+            said += f": {answer.body}" if answer.body.strip() else ""
+            outcome = Outcome(RETRY, printable(f"HTTP {status} (not 2xx){said}"), shown_url, status)
     if timed:
         metrics.safely(metrics.webhook_req.observe, (time.perf_counter() - started) * 1000)
     status_label = "success" if outcome.kind == DELIVERED else "fail"

@@ -33,6 +33,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegi
 from rq.results import Result
 from rq.utils import now, utcformat
 
+from shared import webhook_target
 from shared.keys import Keys
 from shared.stores import settings as settings_module
 from shared.stores import webhook_stats
@@ -113,7 +114,9 @@ class Claim:
     execution: Execution
     attempt: Attempt
     account: str | None
-    account_url: str | None = None  # the account record's `webhooks` field, when set
+    account_url: str | None = None  # legacy jobs only: the account record's `webhooks` field
+    stored_url: str | None = None  # the URL fixed at emit ("" = nobody); None on jobs from before
+    target: str = ""  # scheme://host:port, what the per-target cap counts
     done: bool = field(default=False)
 
 
@@ -164,7 +167,7 @@ class JobStore:
             claim.job.prepare_for_execution(self.worker_name, pipe)
             execution.save(self._lease_ttl, pipe)
             claim.job.execution_registry.add(execution, self._lease_ttl, pipe)
-            if claim.account:  # the account's own URL overrides the global one
+            if claim.stored_url is None and claim.account:  # queued before targets were stored
                 lookups.append((claim, len(pipe.command_stack)))
                 pipe.hget(self.keys.account(claim.account), "webhooks")
             claims.append(claim)
@@ -186,7 +189,10 @@ class JobStore:
             return None
         enqueued = job.enqueued_at.timestamp() if job.enqueued_at else time.time()
         attempt = Attempt(job_id, event_id, payload, enqueued, int(job.meta.get("attempts", 0)))
-        return Claim(job, execution, attempt, payload.get("account") or None)
+        stored = raw.get(webhook_target.URL_FIELD.encode())
+        return Claim(job, execution, attempt, payload.get("account") or None,
+                     stored_url=stored.decode() if stored is not None else None,
+                     target=(raw.get(webhook_target.TARGET_FIELD.encode()) or b"").decode())
 
     def _fail_unreadable(self, job: Job, execution: Execution, message: str) -> None:
         with self.conn.pipeline() as pipe:

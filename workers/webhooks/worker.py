@@ -38,6 +38,7 @@ from shared.redis_trouble import RedisTrouble, retry_until_done
 from shared.secret import service_secret
 
 from ..loops import LoopWatch
+from . import egress
 from .client import WebhookClient
 from .delivery import DELIVERED, RETRY, SKIPPED, Outcome, attempt, target_url
 from .jobs import Claim, JobStore
@@ -65,6 +66,7 @@ class WebhookWorker:
         self.store = JobStore(self.conn, keys, name, config.WEBHOOK_LEASE, Keep.from_config(config))
         self.retention = Retention(self.conn, self.store.queue, self.store.keep)
         self.rq_worker: SimpleWorker | None = None  # made in run(): it talks to Redis at once
+        egress.configure(config.WEBHOOK_PRIVATE_TARGETS)
         self.client = WebhookClient(self.concurrency, config.WEBHOOK_TIMEOUT, f"mailpulse/{__version__}")
         # Greenlets per job: `concurrency` HTTP attempts plus a few claimed ahead, so that a
         # finished attempt's slot goes to the next job at once, not after Redis round trips.
@@ -123,7 +125,7 @@ class WebhookWorker:
                 continue
             self.claim_trouble.succeeded()
             for claim in claims:
-                url = target_url(settings, claim.account_url, claim.attempt.event)
+                url = target_url(settings, claim.stored_url, claim.account_url, claim.attempt.event)
                 self.held[claim.execution.id] = claim
                 self.deliveries.spawn(self._deliver, claim, url)
 
