@@ -86,7 +86,8 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
     page.screenshot(path=str(shots / "admin-accounts.png"), full_page=True)
 
     # A receiver configured through the webhooks page, then a webhooks worker: it delivers the
-    # two accountAdded events waiting in the queue, and the test webhook sent from the page.
+    # test webhook sent from the page. The two accountAdded events were emitted while no URL was
+    # set: the target is fixed at emit, so they finish without a request (docs/webhooks.md).
     with Receiver() as receiver:
         page.click("nav >> text=Webhooks")
         page.fill("#webhooks", receiver.url + "/hook")
@@ -96,12 +97,12 @@ def test_browser_login_metrics_only_token_and_screenshots(web, conn, spawn, env,
         spawn("workers.webhooks", env)
         page.click("text=Send test webhook")
         assert "Test webhook queued" in page.inner_text("main")
-        wait_for(lambda: len(receiver.requests) == 3, what="three webhooks to arrive")
-        assert sorted(r.json["event"] for r in receiver.requests) == ["accountAdded", "accountAdded", "test"]
+        wait_for(lambda: len(receiver.requests) == 1, what="the test webhook to arrive")
+        assert [r.json["event"] for r in receiver.requests] == ["test"]
 
         def overview_counts_it():
             page.goto(web.url + "/admin/")
-            return page.inner_text("#webhooks-success") == "3"
+            return page.inner_text("#webhooks-success") == "1"
 
         wait_for(overview_counts_it, interval=0.3, what="the overview to count the deliveries")
         wait_for(lambda: page.goto(web.url + "/admin/") and
