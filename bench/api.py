@@ -108,7 +108,14 @@ def main() -> None:
                                  for u in ("bench", "watch")), timeout=60, what="both accounts connected")
             session = requests.Session()
             session.headers["Authorization"] = "Bearer " + TokenStore(conn, KEYS).issue(("api",))
-            wait_for(lambda: session.get(url + "/health", timeout=5).ok, timeout=30, what="web")
+
+            def web_up():
+                try:
+                    return session.get(url + "/health", timeout=5).ok
+                except requests.ConnectionError:
+                    return False  # not listening yet
+
+            wait_for(web_up, timeout=30, what="web")
             target = f"{url}/v1/account/bench/message/{message_id('INBOX', uidvalidity, uid)}"
             message = session.get(target, timeout=30).json()
             attachment = next(a for a in message["attachments"] if a["filename"] == "big.bin")
