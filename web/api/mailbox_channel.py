@@ -15,7 +15,7 @@ import redis
 
 from shared import mailbox_channel as channel
 from shared.keys import Keys
-from shared.stores.accounts import AccountStore
+from shared.stores import account_input
 from shared.stores.leases import LeaseTable
 
 
@@ -47,11 +47,11 @@ class Reply:
 
 
 class MailboxChannel:
-    def __init__(self, conn: redis.Redis, keys: Keys, accounts: AccountStore, timeout: float):
+    def __init__(self, conn: redis.Redis, keys: Keys, timeout: float):
         self.conn = conn
         self.keys = keys
-        self.accounts = accounts
         self.leases = LeaseTable(conn, keys)
+        self.requests_prefix = keys.imap_requests("")
         self.timeout = timeout
 
     def call(self, account: str, op: str, params: dict) -> Reply:
@@ -71,19 +71,18 @@ class MailboxChannel:
 
     # -- the steps ----------------------------------------------------------------------------
     def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
-        if not self.accounts.exists(account):
+        if not account_input.valid_id(account):
             raise NoSuchAccount(f"account {account!r}: no such account")
-        holder = self.leases.holder(account)
-        if holder is None or not self.leases.held([account])[0]:
-            raise NotConnected(f"account {account!r} is not connected: no IMAP process holds it now")
         request_id = secrets.token_urlsafe(16)
         deadline = time.time() + self.timeout
-        requests_key = self.keys.imap_requests(holder)
-        pipe = self.conn.pipeline()
-        pipe.rpush(requests_key, channel.request(request_id, account, op, params, int(deadline * 1000)))
-        # The list of a process that died unanswered goes away by itself.
-        pipe.expire(requests_key, int(self.timeout * 2) + 10)
-        pipe.execute()
+        # One round trip: the account exists, a live process holds it, the request is on its
+        # list (which expires, so the list of a process that died unanswered goes away).
+        pushed = self.leases.push_to_holder(account, self.requests_prefix, channel.request(
+            request_id, account, op, params, int(deadline * 1000)), int(self.timeout * 2) + 10)
+        if pushed < 0:
+            raise NoSuchAccount(f"account {account!r}: no such account")
+        if pushed == 0:
+            raise NotConnected(f"account {account!r} is not connected: no IMAP process holds it now")
         return request_id, deadline
 
     def _head(self, account: str, request_id: str, deadline: float):
