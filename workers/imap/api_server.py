@@ -135,10 +135,9 @@ class ApiServer:
             replier.reply(503, {"message": f"account {account!r} is not connected "
                                            f"(state {self.state_of(account) or 'not held'})"})
             return
+        metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
         try:
-            with self.connections.client(account) as client:
-                metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
-                handler(client, params, replier)
+            self._run(handler, replier, account, params)
         except ApiError as exc:
             if replier.done:
                 replier.fail(exc.message)
@@ -156,6 +155,23 @@ class ApiServer:
                 replier.fail("internal error")
             else:
                 replier.reply(500, {"message": f"account {account!r}: {op} failed (see the IMAP log)"})
+
+    def _run(self, handler, replier: Replier, account: str, params: dict) -> None:
+        """The operation on a command connection. A kept connection that turns out closed before
+        anything was answered (the server dropped it meanwhile: a timeout, its selected mailbox
+        deleted) is replaced once; a new one that fails is a failure."""
+        for attempt in (1, 2):
+            reused = False
+            try:
+                with self.connections.client(account) as client:
+                    reused = not client.fresh
+                    handler(client, params, replier)
+                return
+            except imap.CONNECTION_LOST as exc:
+                if attempt == 2 or not reused or replier.done:
+                    raise
+                log.info("account %s: a kept command connection was closed (%s); retrying on a new one",
+                         account, imap.describe(exc))
 
     def _unavailable(self, replier: Replier, account: str, why: str) -> None:
         log.info("account %s: mailbox API call failed: %s", account, why)

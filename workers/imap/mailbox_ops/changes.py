@@ -7,13 +7,12 @@ import re
 from shared.message_ids import message_id
 
 from ..mailbox import flag_list
-from .selecting import ApiError, fetch_one, refused, select_message
+from .selecting import ApiError, fetch_message, fetch_one, refused
 
 
 def update_flags(client, params: dict, replier) -> None:
-    select_message(client, params, readonly=False)
     uid, flags = params["uid"], params["flags"]
-    fetch_one(client, params, ["UID", "FLAGS"])
+    fetch_message(client, params, ["UID", "FLAGS"], readonly=False)
     if "set" in flags:
         client.set_flags([uid], flags["set"], silent=True)
     if flags.get("add"):
@@ -62,8 +61,7 @@ def _move(client, params: dict, target: str) -> dict:
 
 
 def move_message(client, params: dict, replier) -> None:
-    select_message(client, params, readonly=False)
-    fetch_one(client, params, ["UID"])
+    fetch_message(client, params, ["UID"], readonly=False)
     replier.reply(200, _move(client, params, params["target"]))
 
 
@@ -76,8 +74,7 @@ def _trash(client) -> str | None:
 
 
 def delete_message(client, params: dict, replier) -> None:
-    select_message(client, params, readonly=False)
-    fetch_one(client, params, ["UID"])
+    fetch_message(client, params, ["UID"], readonly=False)
     trash = None if params["force"] else _trash(client)
     if trash is not None and trash != params["path"]:
         moved = _move(client, params, trash)

@@ -10,7 +10,7 @@ from shared.message_ids import attachment_id, text_id
 
 from ..mailbox import flag_list
 from ..message_parts import Part, clean, decode_part, parts_of
-from .selecting import ApiError, fetch_one, select_message
+from .selecting import ApiError, fetch_message
 
 TEXT_MAX = 2 * 1024 * 1024  # bytes of one text part returned inline; the rest is `hasMore`
 
@@ -105,9 +105,8 @@ def _embedded(part: Part) -> bool:
 
 
 def get_message(client, params: dict, replier) -> None:
-    select_message(client, params)
-    item = fetch_one(client, params, ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE",
-                                       "BODY.PEEK[HEADER]"])
+    item = fetch_message(client, params, ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE",
+                                          "BODY.PEEK[HEADER]"])
     path, uidvalidity, uid = params["path"], params["uidvalidity"], params["uid"]
     headers = ParsedHeaders(item.get(b"BODY[HEADER]"))
     parts = parts_of(item[b"BODYSTRUCTURE"])
@@ -143,8 +142,7 @@ def get_message(client, params: dict, replier) -> None:
 
 
 def get_text(client, params: dict, replier) -> None:
-    select_message(client, params, what="text")
-    item = fetch_one(client, params, ["UID", "BODYSTRUCTURE"], what="text")
+    item = fetch_message(client, params, ["UID", "BODYSTRUCTURE"], what="text")
     parts = {p.section: p for p in parts_of(item[b"BODYSTRUCTURE"])}
     if not all(s in parts and parts[s].is_text for s in params["plain"] + params["html"]):
         raise ApiError(404, f"text {params['id']!r}: no such text")

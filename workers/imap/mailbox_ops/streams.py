@@ -8,7 +8,7 @@ from urllib.parse import quote
 from shared import mailbox_channel as channel
 
 from ..message_parts import ChunkDecoder, parts_of
-from .selecting import ApiError, fetch_one, select_message
+from .selecting import ApiError, fetch_message
 
 _UNSAFE_TYPE = re.compile(r"[^a-z0-9!#$&^_.+\-/]")
 _ASCII_NAME = re.compile(r"[^A-Za-z0-9._ -]")
@@ -42,8 +42,7 @@ def _filename_header(name: str) -> str:
 
 
 def get_source(client, params: dict, replier) -> None:
-    select_message(client, params)
-    item = fetch_one(client, params, ["UID", "RFC822.SIZE"])
+    item = fetch_message(client, params, ["UID", "RFC822.SIZE"])
     size = item.get(b"RFC822.SIZE") or 0
     replier.start_stream(200, {"Content-Type": "message/rfc822", "Content-Length": str(size),
                                "Content-Disposition": _filename_header(f"{params['uid']}.eml")})
@@ -51,8 +50,7 @@ def get_source(client, params: dict, replier) -> None:
 
 
 def get_attachment(client, params: dict, replier) -> None:
-    select_message(client, params, what="attachment")
-    item = fetch_one(client, params, ["UID", "BODYSTRUCTURE"], what="attachment")
+    item = fetch_message(client, params, ["UID", "BODYSTRUCTURE"], what="attachment")
     part = next((p for p in parts_of(item[b"BODYSTRUCTURE"]) if p.section == params["section"]), None)
     if part is None:
         raise ApiError(404, f"attachment {params['id']!r}: no such attachment")
