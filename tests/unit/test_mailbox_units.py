@@ -95,3 +95,16 @@ def test_headers_parsed_once_read_as_the_modern_policy_reads_them(raw):
     assert headers.all() == {name.lower(): [clean(str(v)) for v in reference.get_all(name)]
                              for name in reference.keys()}
     assert headers.all().get("received", ["one", "two"]) == ["one", "two"]  # repeated, in order
+
+
+def test_a_plain_answer_is_the_json_text_flask_would_send():
+    from flask import Flask, jsonify
+
+    from shared import mailbox_channel as channel
+
+    body = {"subject": "Zoë", "to": [{"name": "", "address": "a@example.com"}], "size": 1.5,
+            "flags": [], "b": None, "a": {"z": True, "y": "\\Seen"}}
+    kind, (status, text) = channel.decode(channel.answer(201, body))
+    assert (kind, status) == (channel.ANSWER, 201)
+    with Flask(__name__).app_context():
+        assert text == jsonify(body).get_data()

@@ -39,11 +39,13 @@ class DeadlineExceeded(ChannelError):
 
 
 class Reply:
-    """A holder's answer: status and JSON body, or (stream) headers and the body's chunks."""
+    """A holder's answer: status and JSON body (an error's), or the JSON text to send as it is,
+    or (stream) headers and the body's chunks."""
 
     def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
-                 chunks: Iterator[bytes] | None = None):
+                 chunks: Iterator[bytes] | None = None, text: bytes | None = None):
         self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
+        self.text = text
 
 
 class MailboxChannel:
@@ -57,6 +59,8 @@ class MailboxChannel:
     def call(self, account: str, op: str, params: dict) -> Reply:
         request_id, deadline = self._send(account, op, params)
         kind, value = self._head(account, request_id, deadline)
+        if kind == channel.ANSWER:
+            return Reply(value[0], text=value[1])
         if kind != channel.HEAD or value.get("stream"):
             raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         return Reply(value["status"], value.get("body") or {})
@@ -65,6 +69,10 @@ class MailboxChannel:
         """The head at once; the body's chunks as an iterator (read by the WSGI server)."""
         request_id, deadline = self._send(account, op, params)
         kind, value = self._head(account, request_id, deadline)
+        if kind == channel.ANSWER:
+            return Reply(value[0], text=value[1])
+        if kind != channel.HEAD:
+            raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})
         return Reply(value["status"], headers=value.get("headers"), chunks=self._chunks(request_id))

@@ -54,7 +54,7 @@ class Replier:
 
     def reply(self, status: int, body: dict) -> None:
         self.done = True
-        self._push(channel.head(status, body))
+        self._push(channel.answer(status, body) if status < 400 else channel.head(status, body))
 
     def start_stream(self, status: int, headers: dict) -> None:
         self.done = True
