@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import json
 
+# The operations an IMAP process serves (workers/imap/mailbox_ops OPS): the closed label set of
+# mailpulse_imap_api_requests_total.
+OPERATIONS = ("mailboxes", "messages", "message", "text", "source", "attachment", "flags", "move",
+              "delete", "search")
 CHUNK = 256 * 1024  # bytes per streamed chunk
 MAX_BUFFERED = 8  # chunks a streamed reply may hold unread (2 MiB)
 READER_GONE = 30.0  # seconds without a chunk read after which the IMAP process stops streaming

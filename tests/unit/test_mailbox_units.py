@@ -108,3 +108,10 @@ def test_a_plain_answer_is_the_json_text_flask_would_send():
     assert (kind, status) == (channel.ANSWER, 201)
     with Flask(__name__).app_context():
         assert text == jsonify(body).get_data()
+
+
+def test_the_operations_served_are_the_metric_label_set():
+    from shared.mailbox_channel import OPERATIONS
+    from workers.imap.mailbox_ops import OPS
+
+    assert sorted(OPS) == sorted(OPERATIONS)
