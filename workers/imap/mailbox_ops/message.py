@@ -39,11 +39,13 @@ class ParsedHeaders:
     of answering: Message.get parses again on every access)."""
 
     def __init__(self, raw: bytes):
-        msg = email.parser.BytesHeaderParser(policy=POLICY).parsebytes(raw or b"")
+        # Split by the compat32 policy, whose raw values are the modern one's (the same
+        # header_source_parse) but which does not parse Content-Type once more on the way.
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw or b"")
         self.values: dict[str, list] = {}  # lower-case name -> parsed values, None if unparsable
         for name, value in msg.raw_items():
             try:
-                parsed = msg.policy.header_fetch_parse(name, value)
+                parsed = POLICY.header_fetch_parse(name, value)
             except Exception:  # noqa: BLE001 - a header the parser cannot make sense of
                 parsed = None
             self.values.setdefault(name.lower(), []).append(parsed)
