@@ -47,7 +47,7 @@ class Replier:
         self.done = False
 
     def _push(self, frame: bytes) -> None:
-        pipe = self.conn.pipeline()
+        pipe = self.conn.pipeline(transaction=False)  # one round trip; MULTI/EXEC would add nothing
         pipe.rpush(self.key, frame)
         pipe.expire(self.key, channel.REPLY_TTL)
         pipe.execute()
