@@ -135,9 +135,8 @@ class ApiServer:
             replier.reply(503, {"message": f"account {account!r} is not connected "
                                            f"(state {self.state_of(account) or 'not held'})"})
             return
-        metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
         try:
-            self._run(handler, replier, account, params)
+            self._run(op, handler, replier, account, params)
         except ApiError as exc:
             if replier.done:
                 replier.fail(exc.message)
@@ -156,7 +155,7 @@ class ApiServer:
             else:
                 replier.reply(500, {"message": f"account {account!r}: {op} failed (see the IMAP log)"})
 
-    def _run(self, handler, replier: Replier, account: str, params: dict) -> None:
+    def _run(self, op: str, handler, replier: Replier, account: str, params: dict) -> None:
         """The operation on a command connection. A kept connection that turns out closed before
         anything was answered (the server dropped it meanwhile: a timeout, its selected mailbox
         deleted) is replaced once; a new one that fails is a failure."""
@@ -165,6 +164,8 @@ class ApiServer:
             try:
                 with self.connections.client(account) as client:
                     reused = not client.fresh
+                    if attempt == 1:  # counted once, once a connection serves it
+                        metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
                     handler(client, params, replier)
                 return
             except imap.CONNECTION_LOST as exc:
