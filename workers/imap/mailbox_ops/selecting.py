@@ -6,9 +6,9 @@ A command connection keeps its mailbox selected between calls (client.selected).
 mailbox selected already starts with NOOP, not a new SELECT: the server reports what changed
 since the connection's last command (new mail, flags, expunges; Dovecot shows none of it to a
 FETCH before), so the answer is as fresh, without re-opening the mailbox (NOOP costs Dovecot a
-fraction of an EXAMINE). NOOP and the FETCH are not pipelined: Dovecot may answer them
-interleaved, and the NOOP's unsolicited FETCH lines could not be told from the answer. Any
-other call selects first.
+fraction of an EXAMINE). NOOP and the FETCH are not pipelined: a server may run pipelined
+commands at once (RFC 3501 5.5; Dovecot answered such a FETCH before the NOOP ended), so the
+FETCH might miss what NOOP reports. Any other call selects first.
 """
 
 from __future__ import annotations
