@@ -1,4 +1,5 @@
-"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each.
+"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each,
+at most WEBHOOK_TARGET_CONCURRENCY of them held for one target (fair_claim.py).
 
 Why not rq's Worker: it runs one job at a time (forking a process per job by default, which
 also leaves a metrics file per job), and its per-job state (`worker.execution`, the current job,
@@ -7,8 +8,9 @@ rq's data model instead (Queue, Job, Execution, registries, the worker record rq
 lists) and drives many jobs at once, batching Redis round trips (jobs.py).
 
 Greenlets: one dispatcher (claims jobs while fewer than `jobs_held` are held, else blocks on the
-queue), one maintenance loop (leases, due retries, jobs of dead processes, the rq worker
-heartbeat), and one per job, which takes one of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
+queue; while jobs wait aside, it also wakes when a delivery ends), one maintenance loop (leases,
+due retries, jobs of dead processes, the rq worker heartbeat), and one per job, which takes one
+of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
 SIGTERM: the dispatcher stops claiming; attempts in flight get WEBHOOK_GRACE seconds; jobs not
 started or not finished by then are handed back to the queue at once.
 """
@@ -20,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 
 import gevent
 import gevent.event
@@ -46,6 +49,9 @@ from .retention import Keep, Retention
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
+# While jobs wait aside for targets this process is full of, the dispatcher waits for a delivery
+# to end rather than on the queue; it looks at the queue again at least this often (seconds).
+ASIDE_POLL = 0.05
 PROCESS = "webhooks"  # the process label of mailpulse_redis_errors / mailpulse_redis_failing
 
 
@@ -58,6 +64,7 @@ class WebhookWorker:
     def __init__(self, config, keys):
         self.config = config
         self.concurrency = config.WEBHOOK_CONCURRENCY
+        self.target_cap = config.WEBHOOK_TARGET_CONCURRENCY
         # Own client: deliveries need up to `concurrency` connections plus the blocking wait.
         self.conn = connect(config, max_connections=self.concurrency + 10)
         self.secret = service_secret(config)
@@ -73,6 +80,8 @@ class WebhookWorker:
         self.deliveries = gevent.pool.Pool(jobs_held(self.concurrency))
         self.http_slots = gevent.lock.Semaphore(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
+        self.held_per_target: Counter = Counter()  # what the per-target cap counts
+        self.delivery_ended = gevent.event.Event()  # wakes a dispatcher waiting on aside jobs
         self.stopping = gevent.event.Event()
         self.suspended = False
         self.watch = LoopWatch()
@@ -114,12 +123,11 @@ class WebhookWorker:
             if free == 0:
                 self.deliveries.wait_available(timeout=1)
                 continue
+            self.delivery_ended.clear()  # before the claim: an end during it is not missed
             try:
-                claims, settings = self.store.claim(free)
-                if not claims:
-                    self.store.wait_for_jobs(timeout=1)
-                    self.claim_trouble.succeeded()
-                    continue
+                claims, settings, seen = self.store.claim(free, self.target_cap, self.held_per_target)
+                if not claims and not seen.scan_full:
+                    self._wait_for_work(seen.targets_aside)
             except redis.RedisError as exc:
                 stop.wait(self.claim_trouble.failed(exc))
                 continue
@@ -127,7 +135,16 @@ class WebhookWorker:
             for claim in claims:
                 url = target_url(settings, claim.stored_url, claim.account_url, claim.attempt.event)
                 self.held[claim.execution.id] = claim
+                self.held_per_target[claim.target] += 1
                 self.deliveries.spawn(self._deliver, claim, url)
+
+    def _wait_for_work(self, targets_aside: int) -> None:
+        """Nothing claimable now. With jobs aside, a delivery ending may make room for some;
+        without, only a new job can bring work: wait on the queue itself."""
+        if targets_aside:
+            self.delivery_ended.wait(timeout=ASIDE_POLL)
+        else:
+            self.store.wait_for_jobs(timeout=1)
 
     def _deliver(self, claim: Claim, url: str | None) -> None:
         with self.http_slots:
@@ -144,6 +161,10 @@ class WebhookWorker:
             log.exception("webhook job %s: cannot record the outcome", claim.job.id)
         finally:
             self.held.pop(claim.execution.id, None)  # no longer renewed from here on
+            self.held_per_target[claim.target] -= 1
+            if self.held_per_target[claim.target] <= 0:
+                del self.held_per_target[claim.target]
+            self.delivery_ended.set()
 
     def _record(self, claim: Claim, outcome: Outcome) -> None:
         # Counted first: once the job shows as finished or failed, its attempt is counted too.
