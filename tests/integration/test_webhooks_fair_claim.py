@@ -94,9 +94,9 @@ def test_a_claim_looks_at_a_bounded_part_of_a_huge_backlog(conn, monkeypatch):
     fast = emit_for(conn, "fast", FAST, 1)
     jobs = store(conn)
     claims, _, seen = jobs.claim(10, target_cap=1)
-    assert [c.job.id for c in claims] == slow[:1] and seen.scan_full  # 1 taken, 4 aside: look again
+    assert [c.job.id for c in claims] == slow[:1] and seen.more  # 1 taken, 4 aside: look again
     claims, _, seen = jobs.claim(10, target_cap=1, held={SLOW: 1})
-    assert claims == [] and seen.scan_full
+    assert claims == [] and seen.more
     claims, _, seen = jobs.claim(10, target_cap=1, held={SLOW: 1})
-    assert [c.job.id for c in claims] == fast and not seen.scan_full
+    assert [c.job.id for c in claims] == fast and not seen.more
     assert aside_ids(conn) == {SLOW: slow[1:]}

@@ -24,7 +24,7 @@ RING_LIMIT = 64  # aside targets one claim looks at
 
 # KEYS: queue, wip, settings, aside ring. ARGV: n, lease deadline, job key prefix, per-target cap,
 # scan limit, ring limit, k, then k pairs (target, jobs this process holds of it), then n
-# execution ids. Returns {{id1, job hash 1, id2, ...}, settings hash, targets aside, scan full}.
+# execution ids. Returns {{id1, job hash 1, id2, ...}, settings hash, targets aside, more}.
 SCRIPT = """
 local n, deadline, prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local cap, scan_limit, ring_limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -76,9 +76,10 @@ while taken < n and scanned < scan_limit do
     take(id, target)
   end
 end
-local full = 0
-if scanned >= scan_limit then full = 1 end
-return {claimed, redis.call('HGETALL', KEYS[3]), redis.call('LLEN', ring), full}
+local targets_aside = redis.call('LLEN', ring)
+local more = 0  -- stopped at a limit, not for want of claimable jobs
+if scanned >= scan_limit or targets_aside > ring_limit then more = 1 end
+return {claimed, redis.call('HGETALL', KEYS[3]), targets_aside, more}
 """
 
 
@@ -87,7 +88,7 @@ class ClaimReply:
     """What one claim call says besides the jobs: whether to look again before waiting."""
 
     targets_aside: int  # targets with jobs waiting aside (a slot freeing may let us take some)
-    scan_full: bool  # the claim stopped at SCAN_LIMIT: more of the queue may be claimable now
+    more: bool  # the claim stopped at SCAN_LIMIT or RING_LIMIT: more may be claimable now
 
 
 def held_args(held: dict[str, int]) -> list:

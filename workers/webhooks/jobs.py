@@ -92,11 +92,11 @@ class JobStore:
         `held` ones (none: no cap); returns them, the webhook settings and what else it saw."""
         target_cap = n if target_cap is None else target_cap
         execution_ids = [uuid.uuid4().hex for _ in range(n)]
-        claimed, raw_settings, targets_aside, scan_full = self._claim(
+        claimed, raw_settings, targets_aside, more = self._claim(
             keys=[self.queue.key, self.started.key, self.keys.settings, self.aside_ring],
             args=[n, time.time() + self.lease, JOB_KEY_PREFIX, target_cap, fair_claim.SCAN_LIMIT,
                   fair_claim.RING_LIMIT, *fair_claim.held_args(held or {}), *execution_ids])
-        reply = fair_claim.ClaimReply(int(targets_aside), bool(scan_full))
+        reply = fair_claim.ClaimReply(int(targets_aside), bool(more))
         if not claimed:
             return [], {}, reply
         ids = [i.decode() for i in claimed[0::2]]

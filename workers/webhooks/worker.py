@@ -17,6 +17,7 @@ started or not finished by then are handed back to the queue at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -49,9 +50,6 @@ from .retention import Keep, Retention
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.5  # seconds between checks for due retries and expired leases
-# While jobs wait aside for targets this process is full of, the dispatcher waits for a delivery
-# to end rather than on the queue; it looks at the queue again at least this often (seconds).
-ASIDE_POLL = 0.05
 PROCESS = "webhooks"  # the process label of mailpulse_redis_errors / mailpulse_redis_failing
 
 
@@ -80,8 +78,14 @@ class WebhookWorker:
         self.deliveries = gevent.pool.Pool(jobs_held(self.concurrency))
         self.http_slots = gevent.lock.Semaphore(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
-        self.held_per_target: Counter = Counter()  # what the per-target cap counts
-        self.delivery_ended = gevent.event.Event()  # wakes a dispatcher waiting on aside jobs
+        # Per target: at most `target_cap` attempts in flight (its slots), and jobs_held(target_cap)
+        # jobs held (what the claim counts), so that the next one is ready when a slot frees.
+        self.held_per_target: Counter = Counter()
+        self.target_slots: dict[str, gevent.lock.Semaphore] = {}
+        # While jobs wait aside, the dispatcher waits for a delivery to end (room for them) or a
+        # new job, whichever comes first: the blocking wait on the queue runs in its own greenlet.
+        self.wake = gevent.event.Event()
+        self.queue_watch: gevent.Greenlet | None = None
         self.stopping = gevent.event.Event()
         self.suspended = False
         self.watch = LoopWatch()
@@ -103,6 +107,8 @@ class WebhookWorker:
             self._dispatch(stop)
         finally:
             self.stopping.set()
+            if self.queue_watch is not None:
+                self.queue_watch.kill()
             self._drain()
             upkeep.kill()
             self._once_while_stopping("leaving the worker registry", self.rq_worker.register_death)
@@ -123,11 +129,10 @@ class WebhookWorker:
             if free == 0:
                 self.deliveries.wait_available(timeout=1)
                 continue
-            self.delivery_ended.clear()  # before the claim: an end during it is not missed
+            self.wake.clear()  # before the claim: a delivery ending during it is not missed
             try:
-                claims, settings, seen = self.store.claim(free, self.target_cap, self.held_per_target)
-                if not claims and not seen.scan_full:
-                    self._wait_for_work(seen.targets_aside)
+                claims, settings, seen = self.store.claim(free, jobs_held(self.target_cap),
+                                                          self.held_per_target)
             except redis.RedisError as exc:
                 stop.wait(self.claim_trouble.failed(exc))
                 continue
@@ -137,17 +142,39 @@ class WebhookWorker:
                 self.held[claim.execution.id] = claim
                 self.held_per_target[claim.target] += 1
                 self.deliveries.spawn(self._deliver, claim, url)
+            if len(claims) < free and not seen.more:  # it took all there was to take: wait
+                try:
+                    self._wait_for_work(seen.targets_aside)
+                except redis.RedisError as exc:
+                    stop.wait(self.claim_trouble.failed(exc))
 
     def _wait_for_work(self, targets_aside: int) -> None:
-        """Nothing claimable now. With jobs aside, a delivery ending may make room for some;
-        without, only a new job can bring work: wait on the queue itself."""
-        if targets_aside:
-            self.delivery_ended.wait(timeout=ASIDE_POLL)
-        else:
+        """Nothing claimable now. Without jobs aside, only a new job brings work: wait on the queue.
+        With, a delivery ending may make room for some too: wait for either."""
+        if not targets_aside:
             self.store.wait_for_jobs(timeout=1)
+            return
+        if self.queue_watch is None or self.queue_watch.dead:  # one blocking wait at a time
+            self.queue_watch = gevent.spawn(self._watch_queue)
+        self.wake.wait(timeout=1)
+
+    def _watch_queue(self) -> None:
+        try:
+            self.store.wait_for_jobs(timeout=1)
+        except redis.RedisError:
+            pass  # the dispatcher's next claim meets it too, and backs off
+        self.wake.set()
+
+    def _target_slot(self, target: str):
+        if not target:  # nobody, or a job from before targets were stored: no cap
+            return contextlib.nullcontext()
+        if target not in self.target_slots:
+            self.target_slots[target] = gevent.lock.Semaphore(self.target_cap)
+        return self.target_slots[target]
 
     def _deliver(self, claim: Claim, url: str | None) -> None:
-        with self.http_slots:
+        # The target's slot first: a job waiting for its target holds none of the shared slots.
+        with self._target_slot(claim.target), self.http_slots:
             if self.stopping.is_set():
                 return  # claimed ahead but not started: _drain hands it back
             try:
@@ -162,9 +189,10 @@ class WebhookWorker:
         finally:
             self.held.pop(claim.execution.id, None)  # no longer renewed from here on
             self.held_per_target[claim.target] -= 1
-            if self.held_per_target[claim.target] <= 0:
+            if self.held_per_target[claim.target] <= 0:  # nobody holds or waits for its slots
                 del self.held_per_target[claim.target]
-            self.delivery_ended.set()
+                self.target_slots.pop(claim.target, None)
+            self.wake.set()
 
     def _record(self, claim: Claim, outcome: Outcome) -> None:
         # Counted first: once the job shows as finished or failed, its attempt is counted too.
