@@ -3,9 +3,10 @@
 The same data model and crash-safety argument as the webhooks' job store (workers/webhooks/
 jobs.py): a claim moves a job from the queue into rq's StartedJobRegistry under a lease in one
 Lua step, so a SIGKILL leaves every job either queued or leased, and an expired lease puts it
-back at the front of the queue (at least once). The requeue and promote scripts, the backoff and
-the retention are the webhooks' own, imported, not copied. Claims here carry a message, and an
-attempt's bookkeeping also updates the outbox summary in the job's meta (shared/submit_queue.py).
+back at the front of the queue (at least once). The requeue and promote scripts and the backoff
+are shared with the webhooks (workers/job_scripts.py), the retention is theirs. Claims here
+carry a message, and an attempt's bookkeeping also updates the outbox summary in the job's meta
+(shared/submit_queue.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rq.utils import now, utcformat
 
 from shared.keys import Keys
 from shared.submit_queue import JOB_KEY_PREFIX, SubmitQueue
-from workers.webhooks.jobs import _PROMOTE, _REQUEUE, backoff
+from workers.job_scripts import PROMOTE, REQUEUE, backoff
 from workers.webhooks.retention import Keep
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,8 @@ class SubmitJobs:
         self.finished = FinishedJobRegistry(queue=self.queue)
         self.failed = FailedJobRegistry(queue=self.queue)
         self._claim = conn.register_script(_CLAIM)
-        self._requeue = conn.register_script(_REQUEUE)
-        self._promote = conn.register_script(_PROMOTE)
+        self._requeue = conn.register_script(REQUEUE)
+        self._promote = conn.register_script(PROMOTE)
 
     def wait_for_jobs(self, timeout: int = 1) -> None:
         """Block until the queue has a job or `timeout` passes, taking nothing."""

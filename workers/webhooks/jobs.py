@@ -43,7 +43,6 @@ from .retention import Keep
 
 log = logging.getLogger(__name__)
 JOB_KEY_PREFIX = Job.redis_job_namespace_prefix
-_REQUEUE, _PROMOTE = REQUEUE, PROMOTE  # the names workers/submit imports (to move there)
 
 @dataclass
 class Claim:
