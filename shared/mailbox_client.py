@@ -1,5 +1,7 @@
-"""The web side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process that
-holds an account, hand it a request, wait for its reply until the deadline.
+"""The calling side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process
+that holds an account, hand it a request, wait for its reply until the deadline. The web process
+calls it for the mailbox API and for submit's references; the submit worker to flag a replied
+message `\\Answered`.
 
 The waits are BLPOPs on the request's reply key, through a Redis client of their own whose
 socket timeout outlasts the longest wait (the app's client gives up on Redis after 5 s).
@@ -13,10 +15,10 @@ from collections.abc import Iterator
 
 import redis
 
-from shared import mailbox_channel as channel
-from shared.keys import Keys
-from shared.stores.accounts import AccountStore
-from shared.stores.leases import LeaseTable
+from . import mailbox_channel as channel
+from .keys import Keys
+from .stores.accounts import AccountStore
+from .stores.leases import LeaseTable
 
 
 class ChannelError(Exception):
