@@ -55,7 +55,7 @@ class Submission:
     html: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    reference: dict | None  # {"message": id, "action": "reply"|"forward"}
+    reference: dict | None  # {"message": id, "action": "reply"|"forward", "ignoreMissing": bool}
     send_at: float | None  # unix time; None or past: now
     copy: bool | None  # append to Sent; None: the default
     message_id: str | None  # the caller's Message-ID, else one is made
@@ -171,17 +171,30 @@ def parse_time(value) -> float:
     return when.timestamp()
 
 
+REFERENCE_FIELDS = {"message", "action", "ignoreMissing"}
+
+
 def _reference(value, problems: dict) -> dict | None:
+    """{message, action: reply|forward, ignoreMissing}: the referenced message is read at submit time."""
     if value is None:
         return None
-    if not isinstance(value, dict) or not isinstance(value.get("message"), str) or not value["message"]:
+    if not isinstance(value, dict):
+        problems["reference"] = "must be an object {message, action}"
+        return None
+    for name in sorted(value.keys() - REFERENCE_FIELDS):
+        problems[f"reference.{name}"] = "is not a known field (supported: message, action, ignoreMissing)"
+    if not isinstance(value.get("message"), str) or not value["message"]:
         problems["reference.message"] = "must be the id of a message of the account"
         return None
     action = value.get("action", "reply")
     if action not in ("reply", "forward"):
         problems["reference.action"] = "must be reply or forward"
         return None
-    return {"message": value["message"], "action": action}
+    ignore_missing = value.get("ignoreMissing", False)
+    if not isinstance(ignore_missing, bool):
+        problems["reference.ignoreMissing"] = "must be true or false"
+        return None
+    return {"message": value["message"], "action": action, "ignoreMissing": ignore_missing}
 
 
 def parse(body, max_size: int) -> Submission:
@@ -221,8 +234,10 @@ def parse(body, max_size: int) -> Submission:
         reference=_reference(body.get("reference"), problems),
         send_at=send_at, copy=copy if isinstance(copy, bool) else None,
         message_id=message_id if "messageId" not in problems else None)
-    if not submission.recipients and not any(k.startswith(("to", "cc", "bcc")) for k in problems):
-        problems["to"] = "at least one recipient (to, cc or bcc) is required"
+    replying = submission.reference is not None and submission.reference["action"] == "reply"
+    if not submission.recipients and not replying \
+            and not any(k.startswith(("to", "cc", "bcc")) for k in problems):
+        problems["to"] = "at least one recipient (to, cc or bcc) is required"  # a reply: the original's
     if not submission.text and not submission.html and not submission.attachments \
             and not {"text", "html"} & problems.keys() and not submission.reference:
         problems["text"] = "a body is required: text, html or attachments"

@@ -19,6 +19,7 @@ import gevent.pool
 import redis
 
 from shared import events
+from shared.mailbox_client import MailboxChannel
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of
@@ -28,6 +29,7 @@ from shared.stores.accounts import AccountStore
 from workers.webhooks.retention import Keep, Retention
 
 from ..loops import LoopWatch
+from .answered import flag_answered
 from .delivery import attempt, events_of
 from .jobs import SENT, Claim, SubmitJobs
 from .sent_copy import copy_quietly
@@ -49,6 +51,10 @@ class SubmitWorker:
         self.jobs = SubmitJobs(self.conn, keys, config.SUBMIT_LEASE, Keep.from_config(config))
         self.retention = Retention(self.conn, self.jobs.queue, self.jobs.keep)
         self.smtp = SmtpPool(config.SUBMIT_TIMEOUT)
+        # Flagging a reply's original waits on Redis for the IMAP process's answer: a client whose
+        # socket timeout outlasts that wait (the mailbox API's, web/app.py).
+        channel_conn = connect(config, socket_connect_timeout=2, socket_timeout=config.API_TIMEOUT + 10)
+        self.mailbox = MailboxChannel(channel_conn, keys, self.accounts, config.API_TIMEOUT)
         self.sends = gevent.pool.Pool(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by started-registry entry
         self.watch = LoopWatch()
@@ -94,6 +100,8 @@ class SubmitWorker:
             self._record(claim, outcome)
             if outcome.kind == SENT and claim.payload.get("copy") is not False:
                 copy_quietly(self.accounts, claim.payload["account"], claim.raw)
+            if outcome.kind == SENT and claim.payload.get("answers"):
+                flag_answered(self.mailbox, claim.payload["account"], claim.payload["answers"])
         except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
             log.exception("submit job %s: unexpected error; its lease will hand it out again", claim.queue_id)
             return  # still held: renewed until the process stops, then handed back
