@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 TIMEOUT = 30
 
 
-def append_to_sent(accounts: AccountStore, account: str, raw: bytes) -> str | None:
-    """Append `raw` (flagged \\Seen) to the Sent folder; returns the folder, None when there is none."""
-    settings = accounts.imap_settings(account)
+def append_to_sent(accounts: AccountStore, account: str, record: dict, raw: bytes) -> str | None:
+    """Append `raw` (flagged \\Seen) to the Sent folder; returns the folder, None when there is none.
+    `record`: the account's hash as read for the send."""
+    settings = accounts.imap_settings(account, record)
     if settings is None:
         return None
     client = connect(settings.host, settings.port, settings.secure, TIMEOUT)
@@ -38,9 +39,9 @@ def append_to_sent(accounts: AccountStore, account: str, raw: bytes) -> str | No
             pass
 
 
-def copy_quietly(accounts: AccountStore, account: str, raw: bytes) -> None:
+def copy_quietly(accounts: AccountStore, account: str, record: dict, raw: bytes) -> None:
     try:
-        folder = append_to_sent(accounts, account, raw)
+        folder = append_to_sent(accounts, account, record, raw)
         if folder is None:
             log.info("account %s: no Sent folder (or no IMAP settings); no copy kept", account)
     except Exception as exc:  # noqa: BLE001 - see the module docstring

@@ -18,7 +18,7 @@ import gevent
 import gevent.pool
 import redis
 
-from shared import events
+from shared import webhook_target
 from shared.mailbox_client import MailboxChannel
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
@@ -96,10 +96,11 @@ class SubmitWorker:
 
     def _send(self, claim: Claim) -> None:
         try:
-            outcome = attempt(self.smtp, self.accounts, claim)
+            record = self.accounts.record(claim.payload["account"])  # one read: SMTP and IMAP settings
+            outcome = attempt(self.smtp, self.accounts, claim, record)
             self._record(claim, outcome)
             if outcome.kind == SENT and claim.payload.get("copy") is not False:
-                copy_quietly(self.accounts, claim.payload["account"], claim.raw)
+                copy_quietly(self.accounts, claim.payload["account"], record, claim.raw)
             if outcome.kind == SENT and claim.payload.get("answers"):
                 flag_answered(self.mailbox, claim.payload["account"], claim.payload["answers"])
         except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
@@ -110,13 +111,16 @@ class SubmitWorker:
     def _record(self, claim: Claim, outcome) -> None:
         status_label = "completed" if outcome.kind == SENT else "failed"
         metrics.safely(metrics.queues_processed.labels(queue="submit", status=status_label).inc)
+        attempts = self.config.SUBMIT_ATTEMPTS
+
+        def events_for(status: str) -> list[tuple[str, dict]]:
+            return events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"), attempts)
+
         while True:
             try:
-                status = self.jobs.finish(claim, outcome.kind, outcome.error, self.config.SUBMIT_ATTEMPTS,
-                                          self.config.SUBMIT_BACKOFF)
-                for event, data in events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"),
-                                             self.config.SUBMIT_ATTEMPTS):
-                    events.emit(self.conn, self.keys, event, account=claim.payload["account"], data=data)
+                target = webhook_target.resolve(self.conn, self.keys, claim.payload["account"])
+                status = self.jobs.finish(claim, outcome.kind, outcome.error, attempts,
+                                          self.config.SUBMIT_BACKOFF, events_for, target)
                 self.record_trouble.succeeded()
                 break
             except redis.RedisError as exc:
