@@ -32,7 +32,7 @@ from ..loops import LoopWatch
 from .answered import flag_answered
 from .delivery import attempt, events_of
 from .jobs import SENT, Claim, SubmitJobs
-from .sent_copy import copy_quietly
+from .sent_copy import SentCopies
 from .smtp import SmtpPool
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class SubmitWorker:
         self.jobs = SubmitJobs(self.conn, keys, config.SUBMIT_LEASE, Keep.from_config(config))
         self.retention = Retention(self.conn, self.jobs.queue, self.jobs.keep)
         self.smtp = SmtpPool(config.SUBMIT_TIMEOUT)
+        self.copies = SentCopies()
         # Flagging a reply's original waits on Redis for the IMAP process's answer: a client whose
         # socket timeout outlasts that wait (the mailbox API's, web/app.py).
         channel_conn = connect(config, socket_connect_timeout=2, socket_timeout=config.API_TIMEOUT + 10)
@@ -72,6 +73,7 @@ class SubmitWorker:
             self._drain()
             upkeep.kill()
             self.smtp.close()
+            self.copies.close()
         self.watch.check()  # a dead maintenance loop: exit non-zero, the supervisor restarts us
 
     def _dispatch(self, stop) -> None:
@@ -100,7 +102,7 @@ class SubmitWorker:
             outcome = attempt(self.smtp, self.accounts, claim, record)
             self._record(claim, outcome)
             if outcome.kind == SENT and claim.payload.get("copy") is not False:
-                copy_quietly(self.accounts, claim.payload["account"], record, claim.raw)
+                self.copies.copy_quietly(self.accounts, claim.payload["account"], record, claim.raw)
             if outcome.kind == SENT and claim.payload.get("answers"):
                 flag_answered(self.mailbox, claim.payload["account"], claim.payload["answers"])
         except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
@@ -145,6 +147,7 @@ class SubmitWorker:
                     self.jobs.renew_leases(list(self.held.values()))
                 self.retention.trim_when_due()
                 self.upkeep_trouble.succeeded()
+                self.copies.close_idle()
             except redis.RedisError as exc:  # backoff capped: lease renewals are due every SUBMIT_LEASE/3
                 delay = min(self.upkeep_trouble.failed(exc), renew_every)
             gevent.sleep(delay)
