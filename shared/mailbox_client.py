@@ -46,6 +46,7 @@ class Reply:
     def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
                  chunks: Iterator[bytes] | None = None):
         self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
+        self.complete = chunks is None  # a stream: True once its end came (not a failure midway)
 
 
 class MailboxChannel:
@@ -69,7 +70,9 @@ class MailboxChannel:
         kind, value = self._head(account, request_id, deadline)
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})
-        return Reply(value["status"], headers=value.get("headers"), chunks=self._chunks(request_id))
+        reply = Reply(value["status"], headers=value.get("headers"), chunks=iter(()))
+        reply.chunks = self._chunks(request_id, reply)
+        return reply
 
     # -- the steps ----------------------------------------------------------------------------
     def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
@@ -97,7 +100,7 @@ class MailboxChannel:
                                    f"{self.timeout:g} s")
         return channel.decode(popped[1])
 
-    def _chunks(self, request_id: str) -> Iterator[bytes]:
+    def _chunks(self, request_id: str, reply: Reply) -> Iterator[bytes]:
         reply_key = self.keys.api_reply(request_id)
         finished = False
         try:
@@ -110,6 +113,7 @@ class MailboxChannel:
                     yield value
                     continue
                 finished = True
+                reply.complete = kind == channel.END
                 return  # END, or FAILED midway: the client sees a short body
         finally:
             if not finished:  # the client went away (or the holder did): tell it to stop

@@ -98,8 +98,7 @@ def _source(channel: MailboxChannel, account: str, params: dict, max_size: int) 
         if len(data) > max_size:
             reply.chunks.close()
             raise too_big
-    expected = reply.headers.get("Content-Length")
-    if expected is not None and len(data) != int(expected):
+    if not reply.complete:  # the holder failed or stopped midway: never forward a part of it
         raise ReferenceUnavailable(503, "Service Unavailable",
                                    "reference.message: the IMAP process stopped sending the message midway")
     return bytes(data)
