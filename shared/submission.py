@@ -55,7 +55,7 @@ class Submission:
     html: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    reference: dict | None  # {"message": id, "action": "reply"|"forward", "ignoreMissing": bool}
+    reference: dict | None  # {"message": id, "action": "reply"|"forward", "inline", "ignoreMissing"}
     send_at: float | None  # unix time; None or past: now
     copy: bool | None  # append to Sent; None: the default
     message_id: str | None  # the caller's Message-ID, else one is made
@@ -171,18 +171,19 @@ def parse_time(value) -> float:
     return when.timestamp()
 
 
-REFERENCE_FIELDS = {"message", "action", "ignoreMissing"}
+REFERENCE_FIELDS = {"message", "action", "inline", "ignoreMissing"}
 
 
 def _reference(value, problems: dict) -> dict | None:
-    """{message, action: reply|forward, ignoreMissing}: the referenced message is read at submit time."""
+    """{message, action: reply|forward, inline, ignoreMissing}: the referenced message is read at
+    submit time (web/api/submit_reference.py)."""
     if value is None:
         return None
     if not isinstance(value, dict):
         problems["reference"] = "must be an object {message, action}"
         return None
     for name in sorted(value.keys() - REFERENCE_FIELDS):
-        problems[f"reference.{name}"] = "is not a known field (supported: message, action, ignoreMissing)"
+        problems[f"reference.{name}"] = f"is not a known field ({', '.join(sorted(REFERENCE_FIELDS))})"
     if not isinstance(value.get("message"), str) or not value["message"]:
         problems["reference.message"] = "must be the id of a message of the account"
         return None
@@ -190,11 +191,15 @@ def _reference(value, problems: dict) -> dict | None:
     if action not in ("reply", "forward"):
         problems["reference.action"] = "must be reply or forward"
         return None
-    ignore_missing = value.get("ignoreMissing", False)
-    if not isinstance(ignore_missing, bool):
-        problems["reference.ignoreMissing"] = "must be true or false"
+    flags = {name: value.get(name, False) for name in ("inline", "ignoreMissing")}
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            problems[f"reference.{name}"] = "must be true or false"
+            return None
+    if flags["inline"] and action == "forward":
+        problems["reference.inline"] = "quotes the original in a reply; a forward carries it whole, attached"
         return None
-    return {"message": value["message"], "action": action, "ignoreMissing": ignore_missing}
+    return {"message": value["message"], "action": action, **flags}
 
 
 def parse(body, max_size: int) -> Submission:

@@ -110,6 +110,27 @@ def test_reply_threads_on_the_original_and_flags_it_answered(
     assert outbox["subject"] == "About lunch" and outbox["to"] == [{"name": "", "address": BOB}]
 
 
+def test_inline_reply_quotes_the_original(original, mail_servers, conn, imap_env, spawn, receiver, delivering,
+                                          api):
+    dovecot, _ = mail_servers
+    spawn("workers.imap", imap_env)
+    spawn("workers.submit", imap_env)
+    wait_state(conn, "ann", "connected")
+
+    answer = api("POST", "/v1/account/ann/submit", json={
+        "reference": {"message": original, "action": "reply", "inline": True},
+        "text": "Yes.", "html": "<p>Yes.</p>", "copy": False})
+    assert answer.status_code == 200, answer.text
+    reply = arrived(dovecot, answer.json()["messageId"])
+    plain = reply.get_body(("plain",)).get_content()
+    assert plain == ("Yes.\n\nOn Tue, 01 Dec 2026 10:00:00 +0000, Bob Example <bob@example.test> wrote:\n"
+                     "> Shall we meet at nöön?\n")
+    html = reply.get_body(("html",)).get_content()
+    assert html.startswith("<p>Yes.</p>") and "<blockquote" in html
+    assert "<pre>Shall we meet at nöön?\n</pre>" in html  # a plain original, escaped in html
+    assert reply["In-Reply-To"] == "<orig-1@example.test>"
+
+
 def test_forward_attaches_the_original_whole(original, mail_servers, conn, imap_env, spawn, receiver,
                                              delivering, api):
     dovecot, _ = mail_servers
@@ -155,8 +176,12 @@ def test_unknown_or_malformed_reference(original, conn, imap_env, spawn, api):
     assert malformed.status_code == 400
     assert malformed.json()["fields"] == {"reference.message": "is not a message id"}
     unknown_field = api("POST", "/v1/account/ann/submit", json={
-        "reference": {"message": original, "inline": True}, "text": "x"})
-    assert unknown_field.status_code == 400 and "reference.inline" in unknown_field.json()["fields"]
+        "reference": {"message": original, "forwardAttachments": True}, "text": "x"})
+    assert unknown_field.status_code == 400
+    assert "reference.forwardAttachments" in unknown_field.json()["fields"]
+    inline_forward = api("POST", "/v1/account/ann/submit", json={
+        "reference": {"message": original, "action": "forward", "inline": True}, "to": BOB, "text": "x"})
+    assert inline_forward.status_code == 400 and "reference.inline" in inline_forward.json()["fields"]
 
     # ignoreMissing: sent as a plain message, when it says whom to
     plain = api("POST", "/v1/account/ann/submit", json={

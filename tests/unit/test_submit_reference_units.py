@@ -10,6 +10,7 @@ import pytest
 
 from shared import outgoing, submission
 from shared.errors import InputError
+from web.api.submit_quote import quoted
 from web.api.submit_reference import _FWD, _RE, MAX_REFERENCES, _prefixed, _references
 
 
@@ -66,7 +67,31 @@ def test_a_forward_carries_the_original_unchanged_as_message_rfc822():
 
 def test_a_reply_needs_no_recipient_of_its_own_but_a_forward_does():
     reply = submission.parse({"text": "x", "reference": {"message": "id"}}, 10**6)
-    assert reply.reference == {"message": "id", "action": "reply", "ignoreMissing": False}
+    assert reply.reference == {"message": "id", "action": "reply", "inline": False, "ignoreMissing": False}
     with pytest.raises(InputError) as refused:
         submission.parse({"text": "x", "reference": {"message": "id", "action": "forward"}}, 10**6)
     assert "to" in refused.value.fields
+
+
+ORIGINAL = {"from": {"name": "Bob", "address": "bob@x.test"}, "headerDate": "Tue, 1 Dec 2026 10:00 +0000"}
+
+
+def test_inline_quotes_each_part_the_reply_has():
+    original = dict(ORIGINAL, text={"plain": "one\n\ntwo", "html": "<html><head><style>p{}</style></head>"
+                                                                   "<body><p>one</p><p>two</p></body></html>"})
+    text, html = quoted("Sure.\n", "<p>Sure.</p>", original)
+    assert text == "Sure.\n\nOn Tue, 1 Dec 2026 10:00 +0000, Bob <bob@x.test> wrote:\n> one\n>\n> two\n"
+    assert html.startswith("<p>Sure.</p>\n"
+                           "<p>On Tue, 1 Dec 2026 10:00 +0000, Bob &lt;bob@x.test&gt; wrote:</p>")
+    assert "<blockquote" in html and "<p>one</p><p>two</p>" in html
+    assert "<style>" not in html and "<body" not in html  # the original's body only
+    assert quoted("Sure.", None, original)[1] is None  # no html part: none added
+
+
+def test_inline_of_an_html_only_original_and_of_a_reply_without_a_body():
+    original = dict(ORIGINAL, text={"plain": "", "html": "<p>Fish &amp; chips?</p>"})
+    text, html = quoted(None, None, original)
+    assert text == "On Tue, 1 Dec 2026 10:00 +0000, Bob <bob@x.test> wrote:\n> Fish & chips?\n"
+    assert html is None
+    plain_only = dict(ORIGINAL, text={"plain": "a < b", "html": ""})
+    assert "<pre>a &lt; b</pre>" in quoted(None, "<p>ok</p>", plain_only)[1]

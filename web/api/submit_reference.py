@@ -6,7 +6,8 @@ queued is complete and every attempt sends the same bytes.
 
 - reply: In-Reply-To = the original's Message-ID; References = its References + its Message-ID;
   subject "Re: <its subject>" unless one is given (no second "Re: "); `to` = its Reply-To, else
-  its From, unless recipients are given. Once sent, the submit worker flags it `\\Answered`.
+  its From, unless recipients are given; with `inline`, its text quoted below the new one
+  (submit_quote.py). Once sent, the submit worker flags it `\\Answered`.
 - forward: subject "Fwd: <its subject>" unless given; References as for a reply (threading, no
   In-Reply-To); the original attached whole as message/rfc822, so its text and its attachments
   travel inside it unchanged.
@@ -24,6 +25,8 @@ from shared import message_ids
 from shared.errors import InputError
 from shared.mailbox_client import ChannelError, MailboxChannel
 from shared.submission import ADDRESS, MAX_SUBJECT, Address, Submission
+
+from . import submit_quote
 
 MAX_REFERENCES = 30  # message ids kept in References: the first and the latest ones
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -112,7 +115,8 @@ def apply(channel: MailboxChannel, account: str, submission: Submission, max_siz
     except message_ids.MalformedId:
         raise InputError({"reference.message": "is not a message id"}) from None
     params = {"id": reference["message"], "path": path, "uidvalidity": uidvalidity, "uid": uid}
-    reply = _call(channel, account, "message", {**params, "textType": None})
+    text_type = "*" if reference["inline"] else None  # the text to quote, in the same call
+    reply = _call(channel, account, "message", {**params, "textType": text_type})
     forwarded = None
     if reply.status == 200 and reference["action"] == "forward":
         forwarded = _source(channel, account, params, max_size)
@@ -134,6 +138,8 @@ def apply(channel: MailboxChannel, account: str, submission: Submission, max_siz
             headers["In-Reply-To"] = in_reply_to
         if not submission.subject:
             submission.subject = _prefixed("Re:", _RE, original.get("subject") or "")
+        if reference["inline"]:
+            submission.text, submission.html = submit_quote.quoted(submission.text, submission.html, original)
         if not submission.recipients:
             answer_to = original.get("replyTo") or ([original["from"]] if original.get("from") else [])
             submission.to = [Address(" ".join((a.get("name") or "").split())[:256], a["address"])
