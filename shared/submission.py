@@ -55,7 +55,7 @@ class Submission:
     html: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    reference: dict | None  # {"message": id, "action": "reply"|"forward", "inline", "ignoreMissing"}
+    reference: dict | None  # {"message": id, "action": reply|replyAll|forward, "inline", "ignoreMissing"}
     send_at: float | None  # unix time; None or past: now
     copy: bool | None  # append to Sent; None: the default
     message_id: str | None  # the caller's Message-ID, else one is made
@@ -175,7 +175,7 @@ REFERENCE_FIELDS = {"message", "action", "inline", "ignoreMissing"}
 
 
 def _reference(value, problems: dict) -> dict | None:
-    """{message, action: reply|forward, inline, ignoreMissing}: the referenced message is read at
+    """{message, action: reply|replyAll|forward, inline, ignoreMissing}: the referenced message is read at
     submit time (web/api/submit_reference.py)."""
     if value is None:
         return None
@@ -188,8 +188,8 @@ def _reference(value, problems: dict) -> dict | None:
         problems["reference.message"] = "must be the id of a message of the account"
         return None
     action = value.get("action", "reply")
-    if action not in ("reply", "forward"):
-        problems["reference.action"] = "must be reply or forward"
+    if action not in ("reply", "replyAll", "forward"):
+        problems["reference.action"] = "must be reply, replyAll or forward"
         return None
     flags = {name: value.get(name, False) for name in ("inline", "ignoreMissing")}
     for name, flag in flags.items():
@@ -239,7 +239,7 @@ def parse(body, max_size: int) -> Submission:
         reference=_reference(body.get("reference"), problems),
         send_at=send_at, copy=copy if isinstance(copy, bool) else None,
         message_id=message_id if "messageId" not in problems else None)
-    replying = submission.reference is not None and submission.reference["action"] == "reply"
+    replying = submission.reference is not None and submission.reference["action"] != "forward"
     if not submission.recipients and not replying \
             and not any(k.startswith(("to", "cc", "bcc")) for k in problems):
         problems["to"] = "at least one recipient (to, cc or bcc) is required"  # a reply: the original's

@@ -98,8 +98,8 @@ def test_unknown_account_no_smtp_and_references(ann, api):
         "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "reply"}})) == {
         "reference.message": "is not a message id"}
     assert fields(api("POST", "/v1/account/ann/submit", json={
-        "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "replyAll"}})) == {
-        "reference.action": "must be reply or forward"}
+        "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "answer"}})) == {
+        "reference.action": "must be reply, replyAll or forward"}
 
 
 def test_answer_and_outbox(ann, api):

@@ -18,6 +18,7 @@ from support.servers import wait_for
 ANN, BOB = "ann@example.test", "bob@example.test"
 ORIGINAL = (b"From: Bob Example <bob@example.test>\r\n"
             b"To: Ann <ann@example.test>\r\n"
+            b"Cc: Carol <carol@example.test>, ANN@example.test\r\n"
             b"Subject: Lunch on Friday?\r\n"
             b"Message-ID: <orig-1@example.test>\r\n"
             b"References: <root@example.test>\r\n"
@@ -182,6 +183,13 @@ def test_unknown_or_malformed_reference(original, conn, imap_env, spawn, api):
     inline_forward = api("POST", "/v1/account/ann/submit", json={
         "reference": {"message": original, "action": "forward", "inline": True}, "to": BOB, "text": "x"})
     assert inline_forward.status_code == 400 and "reference.inline" in inline_forward.json()["fields"]
+
+    # replyAll: the sender as To, everyone else it went to as Cc, but the account itself
+    everyone = api("POST", "/v1/account/ann/submit", json={
+        "reference": {"message": original, "action": "replyAll"}, "text": "x"})
+    assert everyone.status_code == 200, everyone.text
+    assert api("GET", f"/v1/outbox/{everyone.json()['queueId']}").json()["to"] == [
+        {"name": "Bob Example", "address": BOB}, {"name": "Carol", "address": "carol@example.test"}]
 
     # ignoreMissing: sent as a plain message, when it says whom to
     plain = api("POST", "/v1/account/ann/submit", json={

@@ -43,7 +43,7 @@ def submit(account: str):
     if message.reference is not None:
         try:
             referenced = submit_reference.apply(current_app.config["MAILBOX_CHANNEL"], account, message,
-                                                max_size)
+                                                max_size, frozenset({found["email"] or "", sender.address}))
         except submit_reference.ReferenceMissing as exc:
             return error_response(404, "Not Found", str(exc),
                                   {"fields": {"reference.message": "no such message"}})

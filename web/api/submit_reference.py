@@ -1,4 +1,5 @@
 """Replies and forwards by reference (EmailEngine's `reference: {message, action}` on submit).
+`action` reply (the default) and replyAll are replies, forward a forward.
 
 The referenced message is read when the message is submitted, from the IMAP process that holds
 the account (shared/mailbox_client.py; the web process opens no IMAP connection), so what is
@@ -6,7 +7,8 @@ queued is complete and every attempt sends the same bytes.
 
 - reply: In-Reply-To = the original's Message-ID; References = its References + its Message-ID;
   subject "Re: <its subject>" unless one is given (no second "Re: "); `to` = its Reply-To, else
-  its From, unless recipients are given; with `inline`, its text quoted below the new one
+  its From, unless recipients are given (replyAll: also its To and Cc, but the account's own
+  address, as Cc); with `inline`, its text quoted below the new one
   (submit_quote.py). Once sent, the submit worker flags it `\\Answered`.
 - forward: subject "Fwd: <its subject>" unless given; References as for a reply (threading, no
   In-Reply-To); the original attached whole as message/rfc822, so its text and its attachments
@@ -107,8 +109,20 @@ def _source(channel: MailboxChannel, account: str, params: dict, max_size: int) 
     return bytes(data)
 
 
-def apply(channel: MailboxChannel, account: str, submission: Submission, max_size: int) -> Referenced:
-    """Read the referenced message and complete `submission` (subject, recipients) in place."""
+def _usable(addresses: list[dict], leave_out: set[str]) -> list[Address]:
+    """The original's addresses that can be sent to, each once, none of `leave_out`."""
+    found: dict[str, Address] = {}
+    for a in addresses:
+        address = a.get("address") or ""
+        if ADDRESS.fullmatch(address) and address.lower() not in leave_out:
+            found.setdefault(address.lower(), Address(" ".join((a.get("name") or "").split())[:256], address))
+    return list(found.values())
+
+
+def apply(channel: MailboxChannel, account: str, submission: Submission, max_size: int,
+          own_addresses: frozenset[str] = frozenset()) -> Referenced:
+    """Read the referenced message and complete `submission` (subject, recipients) in place.
+    `own_addresses`: the account's (and the sender's), never among a replyAll's recipients."""
     reference = submission.reference
     try:
         path, uidvalidity, uid = message_ids.parse_message_id(reference["message"])
@@ -133,7 +147,7 @@ def apply(channel: MailboxChannel, account: str, submission: Submission, max_siz
     original = reply.body
     in_reply_to, references = _references(original)
     headers = {"References": references} if references else {}
-    if reference["action"] == "reply":
+    if reference["action"] != "forward":
         if in_reply_to:
             headers["In-Reply-To"] = in_reply_to
         if not submission.subject:
@@ -142,8 +156,11 @@ def apply(channel: MailboxChannel, account: str, submission: Submission, max_siz
             submission.text, submission.html = submit_quote.quoted(submission.text, submission.html, original)
         if not submission.recipients:
             answer_to = original.get("replyTo") or ([original["from"]] if original.get("from") else [])
-            submission.to = [Address(" ".join((a.get("name") or "").split())[:256], a["address"])
-                             for a in answer_to if ADDRESS.fullmatch(a.get("address") or "")]
+            submission.to = _usable(answer_to, set())
+            if reference["action"] == "replyAll":  # and everyone else it went to, but the account
+                submission.cc = _usable((original.get("to") or []) + (original.get("cc") or []),
+                                        {a.address.lower() for a in submission.to}
+                                        | {a.lower() for a in own_addresses})
             if not submission.to:
                 raise InputError({"to": "is required: the referenced message has no From or Reply-To"})
         return Referenced(headers, None, params)
