@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from shared import message_ids
 from shared.errors import InputError
 from shared.mailbox_client import ChannelError, MailboxChannel
-from shared.submission import ADDRESS, MAX_SUBJECT, Address, Submission
+from shared.submission import ADDRESS, MAX_RECIPIENTS, MAX_SUBJECT, Address, Submission
 
 from . import submit_quote
 
@@ -116,7 +116,7 @@ def _usable(addresses: list[dict], leave_out: set[str]) -> list[Address]:
         address = a.get("address") or ""
         if ADDRESS.fullmatch(address) and address.lower() not in leave_out:
             found.setdefault(address.lower(), Address(" ".join((a.get("name") or "").split())[:256], address))
-    return list(found.values())
+    return list(found.values())[:MAX_RECIPIENTS]
 
 
 def apply(channel: MailboxChannel, account: str, submission: Submission, max_size: int,
