@@ -1,5 +1,7 @@
-"""The web side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process that
-holds an account, hand it a request, wait for its reply until the deadline.
+"""The calling side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process
+that holds an account, hand it a request, wait for its reply until the deadline. The web process
+calls it for the mailbox API and for submit's references; the submit worker to flag a replied
+message `\\Answered`.
 
 The waits are BLPOPs on the request's reply key, through a Redis client of their own whose
 socket timeout outlasts the longest wait (the app's client gives up on Redis after 5 s).
@@ -13,10 +15,10 @@ from collections.abc import Iterator
 
 import redis
 
-from shared import mailbox_channel as channel
-from shared.keys import Keys
-from shared.stores.accounts import AccountStore
-from shared.stores.leases import LeaseTable
+from . import mailbox_channel as channel
+from .keys import Keys
+from .stores.accounts import AccountStore
+from .stores.leases import LeaseTable
 
 
 class ChannelError(Exception):
@@ -44,6 +46,7 @@ class Reply:
     def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
                  chunks: Iterator[bytes] | None = None):
         self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
+        self.complete = chunks is None  # a stream: True once its end came (not a failure midway)
 
 
 class MailboxChannel:
@@ -67,7 +70,9 @@ class MailboxChannel:
         kind, value = self._head(account, request_id, deadline)
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})
-        return Reply(value["status"], headers=value.get("headers"), chunks=self._chunks(request_id))
+        reply = Reply(value["status"], headers=value.get("headers"), chunks=iter(()))
+        reply.chunks = self._chunks(request_id, reply)
+        return reply
 
     # -- the steps ----------------------------------------------------------------------------
     def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
@@ -95,7 +100,7 @@ class MailboxChannel:
                                    f"{self.timeout:g} s")
         return channel.decode(popped[1])
 
-    def _chunks(self, request_id: str) -> Iterator[bytes]:
+    def _chunks(self, request_id: str, reply: Reply) -> Iterator[bytes]:
         reply_key = self.keys.api_reply(request_id)
         finished = False
         try:
@@ -108,6 +113,7 @@ class MailboxChannel:
                     yield value
                     continue
                 finished = True
+                reply.complete = kind == channel.END
                 return  # END, or FAILED midway: the client sees a short body
         finally:
             if not finished:  # the client went away (or the holder did): tell it to stop
