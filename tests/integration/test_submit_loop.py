@@ -8,8 +8,8 @@ import email.policy
 
 import pytest
 
-from support.dovecot import Dovecot
 from support.imap import events, store, wait_event, wait_state
+from support.mail_system import mail_system
 from support.postfix import Postfix
 from support.servers import wait_for
 from workers.submit.sent_copy import PER_ACCOUNT
@@ -19,16 +19,8 @@ ANN, BOB = "ann@example.test", "bob@example.test"
 
 @pytest.fixture(scope="module")
 def mail_servers():
-    dovecot = Dovecot(lmtp=True)
-    dovecot.start()
-    dovecot.add_users({ANN: "pw-ann", BOB: "pw-bob"})
-    mta = Postfix(lmtp_port=dovecot.lmtp_port)
-    try:
-        mta.start()
-        yield dovecot, mta
-    finally:
-        mta.close()
-        dovecot.close()
+    with mail_system({ANN: "pw-ann", BOB: "pw-bob"}) as servers:
+        yield servers
 
 
 def smtp_settings(mta: Postfix) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from shared.message_ids import message_id, parse_message_id
 from support.dovecot import Dovecot
 from support.imap import store, wait_event, wait_state
-from support.postfix import Postfix
+from support.mail_system import mail_system
 from support.servers import wait_for
 
 ANN, BOB = "ann@example.test", "bob@example.test"
@@ -32,16 +32,8 @@ ORIGINAL = (b"From: Bob Example <bob@example.test>\r\n"
 
 @pytest.fixture(scope="module")
 def mail_servers():
-    dovecot = Dovecot(lmtp=True)
-    dovecot.start()
-    dovecot.add_users({ANN: "pw-ann", BOB: "pw-bob"})
-    mta = Postfix(lmtp_port=dovecot.lmtp_port)
-    try:
-        mta.start()
-        yield dovecot, mta
-    finally:
-        mta.close()
-        dovecot.close()
+    with mail_system({ANN: "pw-ann", BOB: "pw-bob"}) as servers:
+        yield servers
 
 
 @pytest.fixture
