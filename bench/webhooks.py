@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhooks.py --events 2000 --latency-ms 200
     .venv/bin/python bench/webhooks.py --events 2000 --latency-ms 0
+    .venv/bin/python bench/webhooks.py --fairness   # another target beside a slow one (webhooks_fairness.py)
 
 Starts its own redis-server and a loopback receiver (a separate process that answers after the
 chosen latency), queues N events through shared.events.emit, lets one webhooks process deliver
@@ -102,10 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000, help="events for the webhooks process")
     parser.add_argument("--latency-ms", type=float, default=200, help="receiver latency per request")
-    parser.add_argument("--concurrency", type=int, default=50, help="WEBHOOK_CONCURRENCY")
+    parser.add_argument("--concurrency", type=int, default=200, help="WEBHOOK_CONCURRENCY (the default's)")
     parser.add_argument("--simple-events", type=int, default=None,
                         help="events for rq's SimpleWorker (default: about 10 s worth, at most --events)")
+    parser.add_argument("--fairness", action="store_true",
+                        help="measure another target's latency beside a slow receiver's backlog instead")
+    parser.add_argument("--backlog", type=int, default=300, help="--fairness: events for the slow receiver")
+    parser.add_argument("--slow-ms", type=float, default=5000, help="--fairness: the slow receiver's latency")
     args = parser.parse_args()
+    if args.fairness:
+        return fairness(args)
     latency = args.latency_ms / 1000
     simple_n = args.simple_events or min(args.events, max(20, int(10 / latency) if latency else args.events))
     with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
@@ -127,6 +134,23 @@ def main() -> None:
         finally:
             receiver_proc.terminate()
             receiver_proc.wait(10)
+            redis_server.stop()
+            shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def fairness(args) -> None:
+    import webhooks_fairness  # bench/, beside this file
+
+    with tempfile.TemporaryDirectory(prefix="mailpulse-bench-") as tmp:
+        redis_server = RedisServer(Path(tmp))
+        redis_server.start()
+        var_dir = os.path.join(tmp, "var")
+        env = dict(os.environ, REDIS_URL=redis_server.url, VAR_DIR=var_dir, SERVICE_SECRET=SECRET,
+                   PROMETHEUS_MULTIPROC_DIR=os.path.join(var_dir, "metrics"), LOG_LEVEL="WARNING")
+        try:
+            webhooks_fairness.run(redis.Redis.from_url(redis_server.url), KEYS, env, ROOT,
+                                  args.backlog, args.slow_ms)
+        finally:
             redis_server.stop()
             shutil.rmtree(_metrics_dir, ignore_errors=True)
 

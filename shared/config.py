@@ -209,7 +209,10 @@ SETTINGS = (
     Setting("PREPARED_TOKEN_SCOPES", _scopes, "*", "scopes of PREPARED_TOKEN, comma-separated"),
     Setting("HEARTBEAT_INTERVAL", _positive_float, "5", "seconds between worker heartbeats"),
     Setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    Setting("WEBHOOK_CONCURRENCY", _int_in(1, 1000), "50", "deliveries in flight per webhooks process"),
+    Setting("WEBHOOK_CONCURRENCY", _int_in(1, 1000), "200", "deliveries in flight per webhooks process"),
+    Setting("WEBHOOK_TARGET_CONCURRENCY", _int_in(1, 1000), "50",
+            "deliveries to one target (scheme, host, port) held at once per webhooks process; "
+            "its further jobs wait aside so that other targets' go on"),
     Setting("WEBHOOK_TIMEOUT", _positive_float, "30", "seconds one webhook HTTP attempt may take in all"),
     Setting("WEBHOOK_ATTEMPTS", _int_in(1, 100), "10", "delivery attempts per event, the first one included"),
     Setting("WEBHOOK_BACKOFF", _positive_float, "5",

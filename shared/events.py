@@ -42,20 +42,34 @@ def emit(conn: redis.Redis, keys: Keys, event: str, account: str | None = None, 
 
     The webhook target is fixed here (shared.webhook_target) and stored in the job's hash in the
     same transaction as the enqueue, so no webhooks process ever sees the job without it."""
+    target = target or webhook_target.resolve(conn, keys, account)
+    with conn.pipeline() as pipe:
+        job_id = add_to(conn, pipe, keys, event, target, account, data, path, special_use, service_url)
+        pipe.execute()
+    counted(event)
+    return job_id
+
+
+def add_to(conn: redis.Redis, pipe, keys: Keys, event: str, target: webhook_target.Target,
+           account: str | None = None, data: dict | None = None, path: str | None = None,
+           special_use: str | None = None, service_url: str = "") -> str:
+    """Enqueue one event on the caller's transaction `pipe`, to commit with what the caller records
+    there (the submit worker: a send's outcome and its event, both or neither). The caller calls
+    `counted(event)` once the transaction ran. Returns the rq job id."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     payload = build_payload(event, account, data, path, special_use, service_url)
     event_id = uuid.uuid4().hex
-    target = target or webhook_target.resolve(conn, keys, account)
-    with conn.pipeline() as pipe:
-        job = Queue(keys.queue("notify"), connection=conn).enqueue(
-            DELIVER, payload, event_id, meta={"event": event, "eventId": event_id},
-            description=f"{event} {account or '-'}",  # rq's default repeats the payload in every job
-            pipeline=pipe)
-        pipe.hset(job.key, mapping=target.fields())
-        pipe.execute()
-    metrics.safely(metrics.events.labels(event=event).inc)
+    job = Queue(keys.queue("notify"), connection=conn).enqueue(
+        DELIVER, payload, event_id, meta={"event": event, "eventId": event_id},
+        description=f"{event} {account or '-'}",  # rq's default repeats the payload in every job
+        pipeline=pipe)
+    pipe.hset(job.key, mapping=target.fields())
     return job.id
+
+
+def counted(event: str) -> None:
+    metrics.safely(metrics.events.labels(event=event).inc)
 
 
 def emit_test(conn: redis.Redis, keys: Keys) -> str:

@@ -94,6 +94,11 @@ class Keys:
         """Set when the web stopped reading a streamed reply (the client went away)."""
         return f"{self._base}api-gone:{request_id}"
 
+    def webhook_aside(self) -> str:
+        """List of the targets (scheme://host:port) with webhook jobs waiting aside: a ring the
+        claim rotates. Each target's jobs wait in order in the list `<this key>:<target>`."""
+        return f"{self._base}notify-aside"
+
     def queue(self, name: str) -> str:
         """rq queue name: the prefix keeps installs sharing one Redis apart."""
         return self.prefix + name

@@ -6,6 +6,7 @@ the very same bytes with the same Message-ID, which is what receivers de-duplica
 
 from __future__ import annotations
 
+import email.parser
 import email.policy
 import email.utils
 from email.headerregistry import Address as HeaderAddress
@@ -32,8 +33,9 @@ def sender_of(submission: Submission, account_email: str, account_name: str) -> 
 
 
 def build(submission: Submission, sender: Address, reference_headers: dict[str, str] | None = None,
-          now: float | None = None) -> EmailMessage:
-    """The message: headers, text and/or html (alternative), attachments (inline with a cid)."""
+          now: float | None = None, forwarded: bytes | None = None) -> EmailMessage:
+    """The message: headers, text and/or html (alternative), attachments (inline with a cid), and
+    `forwarded` (an original's source) attached whole as message/rfc822."""
     msg = EmailMessage(policy=POLICY)
     msg["From"] = _header_address(sender)
     headers = (("To", submission.to), ("Cc", submission.cc), ("Reply-To", submission.reply_to))
@@ -69,4 +71,19 @@ def build(submission: Submission, sender: Address, reference_headers: dict[str, 
         msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
     if not msg.get_content_type().startswith("multipart") and msg.get_payload() in (None, ""):
         msg.set_content("")  # a reference-only message (forward) still needs a body
+    if forwarded is not None:
+        # compat32 parses without rewriting: the original goes out as it was stored.
+        original = email.message_from_bytes(forwarded, policy=email.policy.compat32)
+        msg.add_attachment(original, filename=_eml_name(forwarded))
     return msg
+
+
+def _eml_name(source: bytes) -> str:
+    """`<its subject>.eml`, as mail clients name a forwarded message."""
+    try:
+        headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(source)
+        subject = str(headers["Subject"] or "")
+    except Exception:  # noqa: BLE001 - a subject the parser cannot decode: a plain name
+        subject = ""
+    name = "".join(c for c in subject if c.isprintable() and c not in '\\/:*?"<>|').strip()[:100]
+    return f"{name or 'message'}.eml"

@@ -55,7 +55,7 @@ class Submission:
     html: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    reference: dict | None  # {"message": id, "action": "reply"|"forward"}
+    reference: dict | None  # {"message": id, "action": reply|replyAll|forward, "inline", "ignoreMissing"}
     send_at: float | None  # unix time; None or past: now
     copy: bool | None  # append to Sent; None: the default
     message_id: str | None  # the caller's Message-ID, else one is made
@@ -171,17 +171,35 @@ def parse_time(value) -> float:
     return when.timestamp()
 
 
+REFERENCE_FIELDS = {"message", "action", "inline", "ignoreMissing"}
+
+
 def _reference(value, problems: dict) -> dict | None:
+    """{message, action: reply|replyAll|forward, inline, ignoreMissing}: the referenced message is read at
+    submit time (web/api/submit_reference.py)."""
     if value is None:
         return None
-    if not isinstance(value, dict) or not isinstance(value.get("message"), str) or not value["message"]:
+    if not isinstance(value, dict):
+        problems["reference"] = "must be an object {message, action}"
+        return None
+    for name in sorted(value.keys() - REFERENCE_FIELDS):
+        problems[f"reference.{name}"] = f"is not a known field ({', '.join(sorted(REFERENCE_FIELDS))})"
+    if not isinstance(value.get("message"), str) or not value["message"]:
         problems["reference.message"] = "must be the id of a message of the account"
         return None
     action = value.get("action", "reply")
-    if action not in ("reply", "forward"):
-        problems["reference.action"] = "must be reply or forward"
+    if action not in ("reply", "replyAll", "forward"):
+        problems["reference.action"] = "must be reply, replyAll or forward"
         return None
-    return {"message": value["message"], "action": action}
+    flags = {name: value.get(name, False) for name in ("inline", "ignoreMissing")}
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            problems[f"reference.{name}"] = "must be true or false"
+            return None
+    if flags["inline"] and action == "forward":
+        problems["reference.inline"] = "quotes the original in a reply; a forward carries it whole, attached"
+        return None
+    return {"message": value["message"], "action": action, **flags}
 
 
 def parse(body, max_size: int) -> Submission:
@@ -221,8 +239,10 @@ def parse(body, max_size: int) -> Submission:
         reference=_reference(body.get("reference"), problems),
         send_at=send_at, copy=copy if isinstance(copy, bool) else None,
         message_id=message_id if "messageId" not in problems else None)
-    if not submission.recipients and not any(k.startswith(("to", "cc", "bcc")) for k in problems):
-        problems["to"] = "at least one recipient (to, cc or bcc) is required"
+    replying = submission.reference is not None and submission.reference["action"] != "forward"
+    if not submission.recipients and not replying \
+            and not any(k.startswith(("to", "cc", "bcc")) for k in problems):
+        problems["to"] = "at least one recipient (to, cc or bcc) is required"  # a reply: the original's
     if not submission.text and not submission.html and not submission.attachments \
             and not {"text", "html"} & problems.keys() and not submission.reference:
         problems["text"] = "a body is required: text, html or attachments"

@@ -60,14 +60,17 @@ class SubmitQueue:
         self._cancel = conn.register_script(_CANCEL)
 
     def enqueue(self, account: str, raw: bytes, envelope_from: str, recipients: list[str], summary: dict,
-                send_at: float | None, copy: bool | None) -> tuple[str, float]:
-        """Queue one message; returns (queueId, when it is due). A past or absent sendAt is now."""
+                send_at: float | None, copy: bool | None, answers: dict | None = None) -> tuple[str, float]:
+        """Queue one message; returns (queueId, when it is due). A past or absent sendAt is now.
+        `answers`: the message id params of the original of a reply, flagged \\Answered once sent."""
         now = time.time()
         due = send_at if send_at and send_at > now else now
         queue_id = uuid.uuid4().hex[:24]
         payload = {"account": account, "queueId": queue_id, "messageId": summary["messageId"],
                    "envelope": {"from": envelope_from, "to": recipients},
                    "raw": base64.b64encode(raw).decode(), "copy": copy}
+        if answers is not None:
+            payload["answers"] = answers
         meta = dict(summary, account=account, created=now, scheduled=due, attempts=0, nextAttempt=due,
                     lastError=None)
         description = f"submit {account} {summary['messageId']}"

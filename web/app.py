@@ -14,6 +14,7 @@ from shared.config import Config
 from shared.heartbeats import Heartbeats
 from shared.keys import Keys
 from shared.mailbox_channel import READER_GONE
+from shared.mailbox_client import MailboxChannel
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of
 from shared.redis_trouble import RedisTrouble
@@ -23,7 +24,6 @@ from shared.stores.tokens import TokenStore
 from shared.submit_queue import SubmitQueue
 
 from . import admin, api, health, metrics_view
-from .api.mailbox_channel import MailboxChannel
 from .auth import VerifiedTokens, error_response
 
 log = logging.getLogger(__name__)

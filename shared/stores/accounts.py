@@ -259,24 +259,30 @@ class AccountStore:
             counts[effective_state(state.decode() if state else "init", held)] += 1
         return counts
 
-    # -- IMAP worker side ---------------------------------------------------------------------
-    def imap_settings(self, account_id: str) -> ImapSettings | None:
+    # -- IMAP and submit worker side ----------------------------------------------------------
+    def record(self, account_id: str) -> dict:
+        """The account's stored hash, for callers that need both servers' settings of one read."""
+        return self.conn.hgetall(self.keys.account(account_id))
+
+    def imap_settings(self, account_id: str, record: dict | None = None) -> ImapSettings | None:
         """The account's IMAP settings with the decrypted password; None when IMAP is off or gone.
+        `record`: the account's hash (AccountStore.record) when the caller read it already.
 
         Raises CredentialsUnreadable when the stored password was encrypted with another secret.
         """
-        imap = self._imap_with_password(self.conn.hgetall(self.keys.account(account_id)))
+        imap = self._imap_with_password(self.record(account_id) if record is None else record)
         if imap is None:
             return None
         return ImapSettings(imap["host"], imap["port"], imap["secure"], imap["auth"]["user"],
                             imap["auth"]["pass"])
 
-    def smtp_settings(self, account_id: str) -> SmtpSettings | None:
+    def smtp_settings(self, account_id: str, record: dict | None = None) -> SmtpSettings | None:
         """The account's SMTP settings, password decrypted; None when it has none or is gone.
+        `record`: as for imap_settings.
 
         Raises CredentialsUnreadable when the stored password was encrypted with another secret.
         """
-        smtp = self._with_password(self.conn.hgetall(self.keys.account(account_id)), "smtp")
+        smtp = self._with_password(self.record(account_id) if record is None else record, "smtp")
         if smtp is None:
             return None
         auth = smtp.get("auth") or {}

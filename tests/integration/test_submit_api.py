@@ -93,9 +93,13 @@ def test_unknown_account_no_smtp_and_references(ann, api):
     assert api("POST", "/v1/account/nobody/submit", json=message).status_code == 404
     assert api("POST", "/v1/account", json={"account": "plain", "name": "P"}).status_code == 200
     assert "smtp" in fields(api("POST", "/v1/account/plain/submit", json=message))
-    # Not yet: message ids of the mailbox API (issue 14) are needed to find the referenced message.
-    assert "reference" in fields(api("POST", "/v1/account/ann/submit", json={
-        "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "reply"}}))
+    # A reference is checked before any IMAP process is asked (the rest: test_submit_reference.py).
+    assert fields(api("POST", "/v1/account/ann/submit", json={
+        "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "reply"}})) == {
+        "reference.message": "is not a message id"}
+    assert fields(api("POST", "/v1/account/ann/submit", json={
+        "to": "b@example.test", "text": "x", "reference": {"message": "abc", "action": "answer"}})) == {
+        "reference.action": "must be reply, replyAll or forward"}
 
 
 def test_answer_and_outbox(ann, api):

@@ -8,26 +8,19 @@ import email.policy
 
 import pytest
 
-from support.dovecot import Dovecot
 from support.imap import events, store, wait_event, wait_state
+from support.mail_system import mail_system
 from support.postfix import Postfix
 from support.servers import wait_for
+from workers.submit.sent_copy import PER_ACCOUNT
 
 ANN, BOB = "ann@example.test", "bob@example.test"
 
 
 @pytest.fixture(scope="module")
 def mail_servers():
-    dovecot = Dovecot(lmtp=True)
-    dovecot.start()
-    dovecot.add_users({ANN: "pw-ann", BOB: "pw-bob"})
-    mta = Postfix(lmtp_port=dovecot.lmtp_port)
-    try:
-        mta.start()
-        yield dovecot, mta
-    finally:
-        mta.close()
-        dovecot.close()
+    with mail_system({ANN: "pw-ann", BOB: "pw-bob"}) as servers:
+        yield servers
 
 
 def smtp_settings(mta: Postfix) -> dict:
@@ -122,3 +115,30 @@ def test_scheduled_send_waits_and_can_be_cancelled(accounts, conn, imap_env, spa
     wait_for(lambda: api("GET", "/v1/outbox").json()["total"] == 0, what="an empty outbox")
     assert [e["data"]["queueId"] for e in events(receiver, "messageSent")] == [soon["queueId"]]
     assert api("DELETE", f"/v1/outbox/{soon['queueId']}").status_code == 409  # sent already
+
+
+def test_copies_to_sent_share_a_few_imap_connections(accounts, conn, imap_env, spawn, api):
+    dovecot, _ = accounts
+    with dovecot.client(ANN) as client:
+        if not client.folder_exists("Sent"):
+            client.create_folder("Sent")
+    logins_before = dovecot.log().count(f"Login: user=<{ANN}>")
+    spawn("workers.submit", imap_env)  # no IMAP worker: every login of ann now is a copy's or ours
+    queued = [api("POST", "/v1/account/ann/submit", json={"to": BOB, "subject": f"Series {i}", "text": "x"})
+              .json()["messageId"] for i in range(12)]
+    own_logins = []
+
+    def copies() -> list[str]:
+        """The Message-IDs in ann's Sent folder that this test queued (one per copy)."""
+        own_logins.append(1)
+        with dovecot.client(ANN) as client:
+            client.select_folder("Sent", readonly=True)
+            found = client.fetch(client.search(["ALL"]), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        ids = [item[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip()
+               for item in found.values()]
+        return [i for i in ids if i in queued]
+
+    wait_for(lambda: len(copies()) >= len(queued), timeout=30, what="every message copied to Sent")
+    assert sorted(copies()) == sorted(queued)  # one copy each
+    copy_logins = dovecot.log().count(f"Login: user=<{ANN}>") - logins_before - len(own_logins)
+    assert 1 <= copy_logins <= PER_ACCOUNT  # kept for the next copies, at most PER_ACCOUNT at once

@@ -18,7 +18,7 @@ def store(conn, lease: float = 30) -> JobStore:
 def test_claim_moves_jobs_to_started_with_their_attempt_and_settings(conn):
     conn.hset(KEYS.account("acc1"), "webhooks", "http://127.0.0.1:9/acc1")
     job_ids = emit_many(conn, 3)
-    claims, settings = store(conn).claim(2)
+    claims, settings, _ = store(conn).claim(2)
     assert [c.job.id for c in claims] == job_ids[:2]  # in queue order
     assert settings["webhooksEnabled"] is False  # defaults when never set
     places = registry_ids(conn)
@@ -35,7 +35,7 @@ def test_claim_moves_jobs_to_started_with_their_attempt_and_settings(conn):
 def test_finish_moves_jobs_to_the_right_registry(conn):
     job_ids = emit_many(conn, 3)
     jobs = store(conn)
-    claims, _ = jobs.claim(3)
+    claims, _, _ = jobs.claim(3)
     assert jobs.finish(claims[0], Outcome(DELIVERED, "HTTP 200", "u", 200), 10, 5) == "finished"
     assert jobs.finish(claims[1], Outcome(RETRY, "HTTP 500", "u", 500), 10, 5) == "scheduled"
     assert jobs.finish(claims[2], Outcome(GIVE_UP, "refused", "u"), 10, 5) == "failed"
@@ -49,7 +49,7 @@ def test_finish_moves_jobs_to_the_right_registry(conn):
 def test_retry_on_the_last_attempt_fails_the_job(conn):
     [job_id] = emit_many(conn, 1)
     jobs = store(conn)
-    [claim], _ = jobs.claim(1)
+    [claim], _, _ = jobs.claim(1)
     assert jobs.finish(claim, Outcome(RETRY, "HTTP 500", "u", 500), 1, 5) == "failed"
     assert registry_ids(conn)["failed"] == {job_id}
 
@@ -57,12 +57,12 @@ def test_retry_on_the_last_attempt_fails_the_job(conn):
 def test_due_retries_go_back_to_the_queue(conn):
     [job_id] = emit_many(conn, 1)
     jobs = store(conn)
-    [claim], _ = jobs.claim(1)
+    [claim], _, _ = jobs.claim(1)
     jobs.finish(claim, Outcome(RETRY, "HTTP 500", "u", 500), 10, backoff_base=0.01)
     time.sleep(0.05)
     assert jobs.promote_due() == 1
     assert registry_ids(conn)["queued"] == {job_id}
-    [again], _ = jobs.claim(1)
+    [again], _, _ = jobs.claim(1)
     assert again.job.id == job_id and again.attempt.attempts_made == 1
 
 
@@ -82,7 +82,7 @@ def test_expired_leases_are_requeued_and_live_ones_are_not(conn):
 def test_release_puts_unfinished_jobs_at_the_front_once(conn):
     job_ids = emit_many(conn, 3)
     jobs = store(conn)
-    claims, _ = jobs.claim(2)
+    claims, _, _ = jobs.claim(2)
     jobs.finish(claims[0], Outcome(DELIVERED, "HTTP 200", "u", 200), 10, 5)
     assert jobs.release(claims) == 1  # the finished one is not put back
     assert jobs.release(claims) == 0  # nor twice

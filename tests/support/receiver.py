@@ -7,6 +7,7 @@ Per request it sleeps `latency` seconds, then answers with the status `respond(r
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # listen backlog: the stdlib's 5 drops a burst of connections' SYNs
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the client went away: expected
+            super().handle_error(request, client_address)
 
 
 @dataclass

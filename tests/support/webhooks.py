@@ -43,9 +43,17 @@ def registry_ids(conn: redis.Redis) -> dict[str, set[str]]:
     def members(registry) -> set[str]:
         return {registry.parse_job_id(m) for m in conn.zrange(registry.key, 0, -1)}
 
-    return {"queued": set(queue.get_job_ids()), "started": members(queue.started_job_registry),
+    return {"queued": set(queue.get_job_ids()), "aside": set().union(*aside_ids(conn).values()),
+            "started": members(queue.started_job_registry),
             "scheduled": members(queue.scheduled_job_registry),
             "finished": members(queue.finished_job_registry), "failed": members(queue.failed_job_registry)}
+
+
+def aside_ids(conn: redis.Redis) -> dict[str, list[str]]:
+    """{target: job ids waiting aside for it, in order} (workers/webhooks/fair_claim.py)."""
+    ring = KEYS.webhook_aside()
+    return {t.decode(): [i.decode() for i in conn.lrange(f"{ring}:{t.decode()}", 0, -1)]
+            for t in conn.lrange(ring, 0, -1)}
 
 
 def metric_samples(metrics_dir: str) -> dict[tuple[str, tuple], float]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shared.stores.settings import SettingsError, validate
+from workers.job_scripts import backoff
 from workers.webhooks.delivery import target_url
 from workers.webhooks.egress import EgressRefused, check_address, check_host
-from workers.webhooks.jobs import backoff
 from workers.webhooks.signing import sign, verify
 
 

@@ -1,7 +1,8 @@
 """Sending (EmailEngine's shapes): POST /v1/account/{account}/submit and the outbox.
 
-The message is validated (shared/submission.py), built once as MIME (shared/outgoing.py) and
-queued on `submit` (shared/submit_queue.py); the submit workers send it.
+The message is validated (shared/submission.py), completed from the message it replies to or
+forwards (submit_reference.py), built once as MIME (shared/outgoing.py) and queued on `submit`
+(shared/submit_queue.py); the submit workers send it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from shared.errors import InputError
 from shared.submit_queue import CANCELLED, DONE, SENDING, SubmitQueue, iso
 
 from ..auth import error_response
-from . import blueprint
+from . import blueprint, submit_reference
 from .accounts import _int_arg, _not_found, _store
+from .submit_reference import Referenced
 
 MAX_PAGE_SIZE = 250
 
@@ -34,21 +36,30 @@ def submit(account: str):
                                   "set them with PUT /v1/account/{account}"})
     max_size = current_app.config["MAILPULSE"].SUBMIT_MAX_SIZE
     message = submission.parse(request.get_json(silent=True), max_size)
-    if message.reference is not None:
-        # Message ids come with the mailbox API (issue 14); until then a reference cannot be found.
-        raise InputError({"reference": "replies and forwards by reference are not supported yet"})
     sender = outgoing.sender_of(message, found["email"], found["name"])
     if not sender.address:
         raise InputError({"from": "is required: the account has no email address"})
-    mime = outgoing.build(message, sender)
+    referenced = Referenced({}, None, None)
+    if message.reference is not None:
+        try:
+            referenced = submit_reference.apply(current_app.config["MAILBOX_CHANNEL"], account, message,
+                                                max_size, frozenset({found["email"] or "", sender.address}))
+        except submit_reference.ReferenceMissing as exc:
+            return error_response(404, "Not Found", str(exc),
+                                  {"fields": {"reference.message": "no such message"}})
+        except submit_reference.ReferenceUnavailable as exc:
+            return error_response(exc.status, exc.error, exc.message)
+    mime = outgoing.build(message, sender, referenced.headers, forwarded=referenced.forwarded)
     raw = mime.as_bytes()
     if len(raw) > max_size:
-        raise InputError({"attachments" if message.attachments else "text":
+        too_big = ("attachments" if message.attachments
+                   else "reference.message" if referenced.forwarded else "text")
+        raise InputError({too_big:
                           f"the message is larger than the limit of {max_size} bytes (SUBMIT_MAX_SIZE)"})
     summary = {"messageId": mime["Message-ID"], "subject": message.subject,
                "to": [a.as_dict() for a in message.to + message.cc]}  # bcc stays out of the outbox
     queue_id, due = _queue().enqueue(account, raw, sender.address, message.recipients, summary,
-                                     message.send_at, message.copy)
+                                     message.send_at, message.copy, referenced.answers)
     return jsonify({"response": "Queued for delivery", "messageId": mime["Message-ID"], "sendAt": iso(due),
                     "queueId": queue_id})
 

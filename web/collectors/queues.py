@@ -2,6 +2,7 @@
 
 rq registries are sorted sets scored by expiry time (or -1 for "never"); entries whose time has
 passed wait for rq's cleanup, so they are left out here rather than cleaned up by a scrape.
+Webhook jobs waiting aside for a busy target (workers/webhooks/fair_claim.py) are waiting too.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ def queue_sizes(conn: redis.Redis, keys: Keys, now: float | None = None) -> dict
             pipe.zcount(key, "-inf", 0)  # kept forever
             pipe.zcount(key, now, "+inf")  # not expired yet
         pipe.zcard(ScheduledJobRegistry(name, connection=conn).key)
-    replies = iter(pipe.execute())
+    pipe.lrange(keys.webhook_aside(), 0, -1)
+    replies = pipe.execute()
+    aside = {"notify": _aside_count(conn, keys.webhook_aside(), replies.pop())}
+    replies = iter(replies)
     sizes = {}
     for label in QUEUE_NAMES:
-        waiting = next(replies)
+        waiting = next(replies) + aside.get(label, 0)
         active, failed, completed = (next(replies) + next(replies) for _ in range(3))
         sizes[label] = {
             "waiting": 0 if suspended else waiting,
@@ -43,6 +47,16 @@ def queue_sizes(conn: redis.Redis, keys: Keys, now: float | None = None) -> dict
             "active": active, "delayed": next(replies), "failed": failed, "completed": completed,
         }
     return sizes
+
+
+def _aside_count(conn: redis.Redis, ring: str, targets: list[bytes]) -> int:
+    """Jobs in the aside lists of `targets` (the targets a busy process set jobs aside for)."""
+    if not targets:
+        return 0
+    pipe = conn.pipeline(transaction=False)
+    for target in targets:
+        pipe.llen(f"{ring}:{target.decode()}")
+    return sum(pipe.execute())
 
 
 class QueueCollector:

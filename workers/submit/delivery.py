@@ -28,10 +28,11 @@ class Outcome:
     sent: Sent | None = None
 
 
-def attempt(pool: SmtpPool, accounts: AccountStore, claim: Claim) -> Outcome:
+def attempt(pool: SmtpPool, accounts: AccountStore, claim: Claim, record: dict) -> Outcome:
+    """`record`: the account's hash (AccountStore.record), read once for the send and the copy."""
     account = claim.payload["account"]
     try:
-        settings = accounts.smtp_settings(account)
+        settings = accounts.smtp_settings(account, record)
     except CredentialsUnreadable as exc:
         return Outcome(FAILED, f"account {account}: {exc}")
     if settings is None:

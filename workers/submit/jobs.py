@@ -3,9 +3,11 @@
 The same data model and crash-safety argument as the webhooks' job store (workers/webhooks/
 jobs.py): a claim moves a job from the queue into rq's StartedJobRegistry under a lease in one
 Lua step, so a SIGKILL leaves every job either queued or leased, and an expired lease puts it
-back at the front of the queue (at least once). The requeue and promote scripts, the backoff and
-the retention are the webhooks' own, imported, not copied. Claims here carry a message, and an
-attempt's bookkeeping also updates the outbox summary in the job's meta (shared/submit_queue.py).
+back at the front of the queue (at least once). The requeue and promote scripts and the backoff
+are shared with the webhooks (workers/job_scripts.py), the retention is theirs. Claims here
+carry a message, and an attempt's bookkeeping also updates the outbox summary in the job's meta
+(shared/submit_queue.py) and enqueues the attempt's events in the same transaction (a recorded
+send always has its event).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -22,9 +25,11 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.utils import now, utcformat
 
+from shared import events
 from shared.keys import Keys
 from shared.submit_queue import JOB_KEY_PREFIX, SubmitQueue
-from workers.webhooks.jobs import _PROMOTE, _REQUEUE, backoff
+from shared.webhook_target import Target
+from workers.job_scripts import PROMOTE, REQUEUE, backoff
 from workers.webhooks.retention import Keep
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class Claim:
 class SubmitJobs:
     def __init__(self, conn: redis.Redis, keys: Keys, lease: float, keep: Keep):
         self.conn = conn
+        self.keys = keys
         self.lease = lease
         self.keep = keep
         self.submit = SubmitQueue(conn, keys)
@@ -81,8 +87,8 @@ class SubmitJobs:
         self.finished = FinishedJobRegistry(queue=self.queue)
         self.failed = FailedJobRegistry(queue=self.queue)
         self._claim = conn.register_script(_CLAIM)
-        self._requeue = conn.register_script(_REQUEUE)
-        self._promote = conn.register_script(_PROMOTE)
+        self._requeue = conn.register_script(REQUEUE)
+        self._promote = conn.register_script(PROMOTE)
 
     def wait_for_jobs(self, timeout: int = 1) -> None:
         """Block until the queue has a job or `timeout` passes, taking nothing."""
@@ -109,40 +115,58 @@ class SubmitJobs:
             claims.append(Claim(job, entry, payload))
         return claims
 
-    def finish(self, claim: Claim, kind: str, error: str | None, max_attempts: int,
-               backoff_base: float) -> str:
-        """Record one attempt (SENT, RETRY or FAILED); returns the job's new status."""
+    def finish(self, claim: Claim, kind: str, error: str | None, max_attempts: int, backoff_base: float,
+               events_for: Callable[[str], list[tuple[str, dict]]], target: Target) -> str:
+        """Record one attempt (SENT, RETRY or FAILED) and its events (`events_for(new status)`),
+        in one transaction: a crash or a Redis error leaves both recorded or neither (then the
+        lease hands the message out again). Returns the job's new status."""
         job = claim.job
+        before = dict(job.meta)
         attempts = claim.attempts_made + 1
         if kind == RETRY and attempts >= max_attempts:
             kind = FAILED
         job.meta.update(attempts=attempts, lastError=error if kind != SENT else job.meta.get("lastError"))
         job.ended_at = now()
-        with self.conn.pipeline() as pipe:
-            pipe.zrem(self.started.key, claim.entry)
-            if kind == SENT:
-                status = "finished"
-                job.meta["nextAttempt"] = None
-                fields = {"status": status, "ended_at": utcformat(job.ended_at),
-                          "meta": job.serializer.dumps(job.meta)}
-                pipe.hset(job.key, mapping=fields)
-                self.finished.add(job, self.keep.finished, pipe)
-                pipe.expire(job.key, self.keep.finished)
-            elif kind == RETRY:
-                status = "scheduled"
-                due = time.time() + backoff(backoff_base, attempts)
-                job.meta["nextAttempt"] = due
-                pipe.hset(job.key, mapping={"status": status, "meta": job.serializer.dumps(job.meta)})
-                pipe.zadd(self.scheduled.key, {job.id: due})
-            else:
-                status = "failed"
-                job.meta["nextAttempt"] = None
-                job.set_status(status, pipe)
-                self.failed.add(job, ttl=self.keep.failed, exc_string=error or "", pipeline=pipe)
-                pipe.hset(job.key, mapping={"ended_at": utcformat(job.ended_at),
-                                            "meta": job.serializer.dumps(job.meta)})
-            pipe.execute()
+        try:
+            with self.conn.pipeline() as pipe:
+                pipe.multi()  # explicit from the start: rq's enqueue (the events) calls multi() otherwise
+                status = self._record(pipe, claim, kind, error, attempts, backoff_base)
+                emitted = [name for name, data in events_for(status)
+                           if events.add_to(self.conn, pipe, self.keys, name, target,
+                                            claim.payload["account"], data)]
+                pipe.execute()
+        except BaseException:
+            job.meta.clear()  # not recorded: the next try starts from the same attempt count
+            job.meta.update(before)
+            raise
+        for name in emitted:
+            events.counted(name)
         return status
+
+    def _record(self, pipe, claim: Claim, kind: str, error: str | None, attempts: int,
+                backoff_base: float) -> str:
+        job = claim.job
+        pipe.zrem(self.started.key, claim.entry)
+        if kind == SENT:
+            job.meta["nextAttempt"] = None
+            fields = {"status": "finished", "ended_at": utcformat(job.ended_at),
+                      "meta": job.serializer.dumps(job.meta)}
+            pipe.hset(job.key, mapping=fields)
+            self.finished.add(job, self.keep.finished, pipe)
+            pipe.expire(job.key, self.keep.finished)
+            return "finished"
+        if kind == RETRY:
+            due = time.time() + backoff(backoff_base, attempts)
+            job.meta["nextAttempt"] = due
+            pipe.hset(job.key, mapping={"status": "scheduled", "meta": job.serializer.dumps(job.meta)})
+            pipe.zadd(self.scheduled.key, {job.id: due})
+            return "scheduled"
+        job.meta["nextAttempt"] = None
+        job.set_status("failed", pipe)
+        self.failed.add(job, ttl=self.keep.failed, exc_string=error or "", pipeline=pipe)
+        pipe.hset(job.key, mapping={"ended_at": utcformat(job.ended_at),
+                                    "meta": job.serializer.dumps(job.meta)})
+        return "failed"
 
     def renew_leases(self, claims: list[Claim]) -> None:
         deadline = time.time() + self.lease

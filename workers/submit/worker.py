@@ -18,7 +18,8 @@ import gevent
 import gevent.pool
 import redis
 
-from shared import events
+from shared import webhook_target
+from shared.mailbox_client import MailboxChannel
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of
@@ -28,9 +29,10 @@ from shared.stores.accounts import AccountStore
 from workers.webhooks.retention import Keep, Retention
 
 from ..loops import LoopWatch
+from .answered import flag_answered
 from .delivery import attempt, events_of
 from .jobs import SENT, Claim, SubmitJobs
-from .sent_copy import copy_quietly
+from .sent_copy import SentCopies
 from .smtp import SmtpPool
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,11 @@ class SubmitWorker:
         self.jobs = SubmitJobs(self.conn, keys, config.SUBMIT_LEASE, Keep.from_config(config))
         self.retention = Retention(self.conn, self.jobs.queue, self.jobs.keep)
         self.smtp = SmtpPool(config.SUBMIT_TIMEOUT)
+        self.copies = SentCopies()
+        # Flagging a reply's original waits on Redis for the IMAP process's answer: a client whose
+        # socket timeout outlasts that wait (the mailbox API's, web/app.py).
+        channel_conn = connect(config, socket_connect_timeout=2, socket_timeout=config.API_TIMEOUT + 10)
+        self.mailbox = MailboxChannel(channel_conn, keys, config.API_TIMEOUT)
         self.sends = gevent.pool.Pool(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by started-registry entry
         self.watch = LoopWatch()
@@ -66,6 +73,7 @@ class SubmitWorker:
             self._drain()
             upkeep.kill()
             self.smtp.close()
+            self.copies.close()
         self.watch.check()  # a dead maintenance loop: exit non-zero, the supervisor restarts us
 
     def _dispatch(self, stop) -> None:
@@ -90,10 +98,13 @@ class SubmitWorker:
 
     def _send(self, claim: Claim) -> None:
         try:
-            outcome = attempt(self.smtp, self.accounts, claim)
+            record = self.accounts.record(claim.payload["account"])  # one read: SMTP and IMAP settings
+            outcome = attempt(self.smtp, self.accounts, claim, record)
             self._record(claim, outcome)
             if outcome.kind == SENT and claim.payload.get("copy") is not False:
-                copy_quietly(self.accounts, claim.payload["account"], claim.raw)
+                self.copies.copy_quietly(self.accounts, claim.payload["account"], record, claim.raw)
+            if outcome.kind == SENT and claim.payload.get("answers"):
+                flag_answered(self.mailbox, claim.payload["account"], claim.payload["answers"])
         except Exception:  # noqa: BLE001 - the lease runs out and the message is sent again
             log.exception("submit job %s: unexpected error; its lease will hand it out again", claim.queue_id)
             return  # still held: renewed until the process stops, then handed back
@@ -102,13 +113,16 @@ class SubmitWorker:
     def _record(self, claim: Claim, outcome) -> None:
         status_label = "completed" if outcome.kind == SENT else "failed"
         metrics.safely(metrics.queues_processed.labels(queue="submit", status=status_label).inc)
+        attempts = self.config.SUBMIT_ATTEMPTS
+
+        def events_for(status: str) -> list[tuple[str, dict]]:
+            return events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"), attempts)
+
         while True:
             try:
-                status = self.jobs.finish(claim, outcome.kind, outcome.error, self.config.SUBMIT_ATTEMPTS,
-                                          self.config.SUBMIT_BACKOFF)
-                for event, data in events_of(claim, outcome, status, claim.job.meta.get("nextAttempt"),
-                                             self.config.SUBMIT_ATTEMPTS):
-                    events.emit(self.conn, self.keys, event, account=claim.payload["account"], data=data)
+                target = webhook_target.resolve(self.conn, self.keys, claim.payload["account"])
+                status = self.jobs.finish(claim, outcome.kind, outcome.error, attempts,
+                                          self.config.SUBMIT_BACKOFF, events_for, target)
                 self.record_trouble.succeeded()
                 break
             except redis.RedisError as exc:
@@ -133,6 +147,7 @@ class SubmitWorker:
                     self.jobs.renew_leases(list(self.held.values()))
                 self.retention.trim_when_due()
                 self.upkeep_trouble.succeeded()
+                self.copies.close_idle()
             except redis.RedisError as exc:  # backoff capped: lease renewals are due every SUBMIT_LEASE/3
                 delay = min(self.upkeep_trouble.failed(exc), renew_every)
             gevent.sleep(delay)

@@ -1,25 +1,23 @@
 """rq bookkeeping of webhook jobs, many at a time, the way rq-dashboard reads it.
 
-Built on rq's public Job/Queue/registry/Execution API plus three small Lua scripts that make the
-moves that must not be split by a crash atomic:
+Built on rq's public Job/Queue/registry/Execution API plus small Lua scripts that make the moves
+that must not be split by a crash atomic:
 
-  claim:    LPOP up to n job ids and enter each in the StartedJobRegistry (`rq:wip:<queue>`) under
-            a lease in one step, so a SIGKILL can never leave a job in neither place (rq's own
-            worker uses an intermediate list plus a one-minute clean-up for this window).
-  requeue:  entries whose lease ran out (their process died) go back to the front of the queue;
-            also used at shutdown for deliveries not finished within the grace period.
-  promote:  retries whose time has come move from the ScheduledJobRegistry to the queue (what
-            rq's scheduler does; ours needs no scheduler lock since the move is atomic).
+  claim:    take up to n job ids from the queue (or from the aside lists, fair_claim.py) and enter
+            each in the StartedJobRegistry (`rq:wip:<queue>`) under a lease in one step, so a
+            SIGKILL can never leave a job in neither place (rq's own worker uses an intermediate
+            list plus a one-minute clean-up for this window).
+  requeue, promote: expired leases and due retries back to the queue (../job_scripts.py).
 
-States as rq-dashboard shows them: queued (the list), started (wip, leased), scheduled (waiting
-for a retry), finished, failed (after the last attempt, with the error as exc_info).
+States as rq-dashboard shows them: queued (the list; jobs waiting aside are queued too, in their
+target's aside list), started (wip, leased), scheduled (waiting for a retry), finished, failed
+(after the last attempt, with the error as exc_info).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 import uuid
 from collections import Counter
@@ -38,73 +36,13 @@ from shared.keys import Keys
 from shared.stores import settings as settings_module
 from shared.stores import webhook_stats
 
+from ..job_scripts import PROMOTE, REQUEUE, backoff, lua_pairs
+from . import fair_claim
 from .delivery import DELIVERED, RETRY, SKIPPED, Attempt, Outcome
 from .retention import Keep
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = 6 * 3600  # seconds; keeps large WEBHOOK_ATTEMPTS values sane
 JOB_KEY_PREFIX = Job.redis_job_namespace_prefix
-
-# KEYS: queue, wip, settings. ARGV: n, lease deadline, job key prefix, n execution ids.
-# Returns {{id1, job hash 1, id2, ...}, settings hash}: the batch in one round trip.
-_CLAIM = """
-local ids = redis.call('LPOP', KEYS[1], ARGV[1])
-local claimed = {}
-if ids then
-  for i, id in ipairs(ids) do
-    redis.call('ZADD', KEYS[2], ARGV[2], id .. ':' .. ARGV[3 + i])
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = redis.call('HGETALL', ARGV[3] .. id)
-  end
-end
-return {claimed, redis.call('HGETALL', KEYS[3])}
-"""
-
-# KEYS: wip, queue. ARGV: job key prefix, then either 'expired' and a time, or entries to release.
-_REQUEUE = """
-local entries
-if ARGV[2] == 'expired' then
-  entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 1000)
-else
-  entries = {unpack(ARGV, 3)}
-end
-local moved = 0
-for _, entry in ipairs(entries) do
-  if redis.call('ZREM', KEYS[1], entry) == 1 then
-    local id = string.match(entry, '^(.+):[^:]+$')
-    if id and redis.call('EXISTS', ARGV[1] .. id) == 1 then
-      redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
-      redis.call('LPUSH', KEYS[2], id)
-      moved = moved + 1
-    end
-  end
-end
-return moved
-"""
-
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
-    redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
-    redis.call('RPUSH', KEYS[2], id)
-  end
-end
-return #due
-"""
-
-
-def _pairs(flat: list) -> dict:
-    """A Lua HGETALL reply (flat list) as the dict redis-py would give."""
-    return dict(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def backoff(base: float, failed_attempts: int) -> float:
-    """Seconds before the next attempt: base doubling per failure, +-20 % jitter (spreads a burst)."""
-    delay = min(MAX_BACKOFF, base * 2 ** min(failed_attempts - 1, 40))
-    return delay * random.uniform(0.8, 1.2)
-
 
 @dataclass
 class Claim:
@@ -133,9 +71,10 @@ class JobStore:
         self.scheduled = ScheduledJobRegistry(queue=self.queue)
         self.finished = FinishedJobRegistry(queue=self.queue)
         self.failed = FailedJobRegistry(queue=self.queue)
-        self._claim = conn.register_script(_CLAIM)
-        self._requeue = conn.register_script(_REQUEUE)
-        self._promote = conn.register_script(_PROMOTE)
+        self.aside_ring = keys.webhook_aside()
+        self._claim = conn.register_script(fair_claim.SCRIPT)
+        self._requeue = conn.register_script(REQUEUE)
+        self._promote = conn.register_script(PROMOTE)
         self._stats: Counter = Counter()  # finished/failed counts not yet added to the worker record
 
     @property
@@ -146,16 +85,21 @@ class JobStore:
         """Block until the queue has a job or `timeout` passes, taking nothing (BLMOVE onto itself)."""
         self.conn.blmove(self.queue.key, self.queue.key, timeout, "LEFT", "LEFT")
 
-    def claim(self, n: int) -> tuple[list[Claim], dict]:
-        """Take up to n jobs (started, leased); returns them and the current webhook settings."""
+    def claim(self, n: int, target_cap: int | None = None, held: dict[str, int] | None = None
+              ) -> tuple[list[Claim], dict, fair_claim.ClaimReply]:
+        """Take up to n jobs (started, leased), at most `target_cap` held per target counting the
+        `held` ones (none: no cap); returns them, the webhook settings and what else it saw."""
+        target_cap = n if target_cap is None else target_cap
         execution_ids = [uuid.uuid4().hex for _ in range(n)]
-        claimed, raw_settings = self._claim(
-            keys=[self.queue.key, self.started.key, self.keys.settings],
-            args=[n, time.time() + self.lease, JOB_KEY_PREFIX, *execution_ids])
+        claimed, raw_settings, targets_aside, more = self._claim(
+            keys=[self.queue.key, self.started.key, self.keys.settings, self.aside_ring],
+            args=[n, time.time() + self.lease, JOB_KEY_PREFIX, target_cap, fair_claim.SCAN_LIMIT,
+                  fair_claim.RING_LIMIT, *fair_claim.held_args(held or {}), *execution_ids])
+        reply = fair_claim.ClaimReply(int(targets_aside), bool(more))
         if not claimed:
-            return [], {}
+            return [], {}, reply
         ids = [i.decode() for i in claimed[0::2]]
-        raws = [_pairs(flat) for flat in claimed[1::2]]
+        raws = [lua_pairs(flat) for flat in claimed[1::2]]
         claims, lookups = [], []
         pipe = self.conn.pipeline(transaction=False)
         for job_id, execution_id, raw in zip(ids, execution_ids, raws, strict=False):
@@ -174,7 +118,7 @@ class JobStore:
         replies = pipe.execute()
         for claim, index in lookups:
             claim.account_url = replies[index].decode() if replies[index] else None
-        return claims, settings_module.decode(_pairs(raw_settings))
+        return claims, settings_module.decode(lua_pairs(raw_settings)), reply
 
     def _restore(self, job_id: str, execution: Execution, raw: dict) -> Claim | None:
         if not raw:
@@ -276,7 +220,7 @@ class JobStore:
 
     def requeue_expired(self) -> int:
         """Put back jobs whose lease ran out (their process died): at least once, never lost."""
-        return self._requeue(keys=[self.started.key, self.queue.key],
+        return self._requeue(keys=[self.started.key, self.queue.key, self.aside_ring],
                              args=[JOB_KEY_PREFIX, "expired", time.time()])
 
     def release(self, claims: list[Claim]) -> int:
@@ -284,7 +228,8 @@ class JobStore:
         entries = [c.execution.composite_key for c in claims if not c.done]
         if not entries:
             return 0
-        return self._requeue(keys=[self.started.key, self.queue.key], args=[JOB_KEY_PREFIX, "list", *entries])
+        return self._requeue(keys=[self.started.key, self.queue.key, self.aside_ring],
+                             args=[JOB_KEY_PREFIX, "list", *entries])
 
     def promote_due(self) -> int:
         return self._promote(keys=[self.scheduled.key, self.queue.key], args=[JOB_KEY_PREFIX, time.time()])

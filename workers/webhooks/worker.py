@@ -1,4 +1,5 @@
-"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each.
+"""The webhooks worker loop: up to WEBHOOK_CONCURRENCY deliveries in flight, one greenlet each,
+at most WEBHOOK_TARGET_CONCURRENCY of them held for one target (fair_claim.py).
 
 Why not rq's Worker: it runs one job at a time (forking a process per job by default, which
 also leaves a metrics file per job), and its per-job state (`worker.execution`, the current job,
@@ -7,19 +8,22 @@ rq's data model instead (Queue, Job, Execution, registries, the worker record rq
 lists) and drives many jobs at once, batching Redis round trips (jobs.py).
 
 Greenlets: one dispatcher (claims jobs while fewer than `jobs_held` are held, else blocks on the
-queue), one maintenance loop (leases, due retries, jobs of dead processes, the rq worker
-heartbeat), and one per job, which takes one of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
+queue; while jobs wait aside, it also wakes when a delivery ends), one maintenance loop (leases,
+due retries, jobs of dead processes, the rq worker heartbeat), and one per job, which takes one
+of WEBHOOK_CONCURRENCY HTTP slots for its attempt.
 SIGTERM: the dispatcher stops claiming; attempts in flight get WEBHOOK_GRACE seconds; jobs not
 started or not finished by then are handed back to the queue at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
+from collections import Counter
 
 import gevent
 import gevent.event
@@ -58,6 +62,7 @@ class WebhookWorker:
     def __init__(self, config, keys):
         self.config = config
         self.concurrency = config.WEBHOOK_CONCURRENCY
+        self.target_cap = config.WEBHOOK_TARGET_CONCURRENCY
         # Own client: deliveries need up to `concurrency` connections plus the blocking wait.
         self.conn = connect(config, max_connections=self.concurrency + 10)
         self.secret = service_secret(config)
@@ -73,6 +78,14 @@ class WebhookWorker:
         self.deliveries = gevent.pool.Pool(jobs_held(self.concurrency))
         self.http_slots = gevent.lock.Semaphore(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by execution id
+        # Per target: at most `target_cap` attempts in flight (its slots), and jobs_held(target_cap)
+        # jobs held (what the claim counts), so that the next one is ready when a slot frees.
+        self.held_per_target: Counter = Counter()
+        self.target_slots: dict[str, gevent.lock.Semaphore] = {}
+        # While jobs wait aside, the dispatcher waits for a delivery to end (room for them) or a
+        # new job, whichever comes first: the blocking wait on the queue runs in its own greenlet.
+        self.wake = gevent.event.Event()
+        self.queue_watch: gevent.Greenlet | None = None
         self.stopping = gevent.event.Event()
         self.suspended = False
         self.watch = LoopWatch()
@@ -94,6 +107,8 @@ class WebhookWorker:
             self._dispatch(stop)
         finally:
             self.stopping.set()
+            if self.queue_watch is not None:
+                self.queue_watch.kill()
             self._drain()
             upkeep.kill()
             self._once_while_stopping("leaving the worker registry", self.rq_worker.register_death)
@@ -114,12 +129,10 @@ class WebhookWorker:
             if free == 0:
                 self.deliveries.wait_available(timeout=1)
                 continue
+            self.wake.clear()  # before the claim: a delivery ending during it is not missed
             try:
-                claims, settings = self.store.claim(free)
-                if not claims:
-                    self.store.wait_for_jobs(timeout=1)
-                    self.claim_trouble.succeeded()
-                    continue
+                claims, settings, seen = self.store.claim(free, jobs_held(self.target_cap),
+                                                          self.held_per_target)
             except redis.RedisError as exc:
                 stop.wait(self.claim_trouble.failed(exc))
                 continue
@@ -127,10 +140,41 @@ class WebhookWorker:
             for claim in claims:
                 url = target_url(settings, claim.stored_url, claim.account_url, claim.attempt.event)
                 self.held[claim.execution.id] = claim
+                self.held_per_target[claim.target] += 1
                 self.deliveries.spawn(self._deliver, claim, url)
+            if len(claims) < free and not seen.more:  # it took all there was to take: wait
+                try:
+                    self._wait_for_work(seen.targets_aside)
+                except redis.RedisError as exc:
+                    stop.wait(self.claim_trouble.failed(exc))
+
+    def _wait_for_work(self, targets_aside: int) -> None:
+        """Nothing claimable now. Without jobs aside, only a new job brings work: wait on the queue.
+        With, a delivery ending may make room for some too: wait for either."""
+        if not targets_aside:
+            self.store.wait_for_jobs(timeout=1)
+            return
+        if self.queue_watch is None or self.queue_watch.dead:  # one blocking wait at a time
+            self.queue_watch = gevent.spawn(self._watch_queue)
+        self.wake.wait(timeout=1)
+
+    def _watch_queue(self) -> None:
+        try:
+            self.store.wait_for_jobs(timeout=1)
+        except redis.RedisError:
+            pass  # the dispatcher's next claim meets it too, and backs off
+        self.wake.set()
+
+    def _target_slot(self, target: str):
+        if not target:  # nobody, or a job from before targets were stored: no cap
+            return contextlib.nullcontext()
+        if target not in self.target_slots:
+            self.target_slots[target] = gevent.lock.Semaphore(self.target_cap)
+        return self.target_slots[target]
 
     def _deliver(self, claim: Claim, url: str | None) -> None:
-        with self.http_slots:
+        # The target's slot first: a job waiting for its target holds none of the shared slots.
+        with self._target_slot(claim.target), self.http_slots:
             if self.stopping.is_set():
                 return  # claimed ahead but not started: _drain hands it back
             try:
@@ -144,6 +188,11 @@ class WebhookWorker:
             log.exception("webhook job %s: cannot record the outcome", claim.job.id)
         finally:
             self.held.pop(claim.execution.id, None)  # no longer renewed from here on
+            self.held_per_target[claim.target] -= 1
+            if self.held_per_target[claim.target] <= 0:  # nobody holds or waits for its slots
+                del self.held_per_target[claim.target]
+                self.target_slots.pop(claim.target, None)
+            self.wake.set()
 
     def _record(self, claim: Claim, outcome: Outcome) -> None:
         # Counted first: once the job shows as finished or failed, its attempt is counted too.

@@ -1,5 +1,7 @@
-"""The web side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process that
-holds an account, hand it a request, wait for its reply until the deadline.
+"""The calling side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process
+that holds an account, hand it a request, wait for its reply until the deadline. The web process
+calls it for the mailbox API and for submit's references; the submit worker to flag a replied
+message `\\Answered`.
 
 The waits are BLPOPs on the request's reply key, through a Redis client of their own whose
 socket timeout outlasts the longest wait (the app's client gives up on Redis after 5 s).
@@ -7,16 +9,17 @@ socket timeout outlasts the longest wait (the app's client gives up on Redis aft
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
 
 import redis
 
-from shared import mailbox_channel as channel
-from shared.keys import Keys
-from shared.stores import account_input
-from shared.stores.leases import LeaseTable
+from . import mailbox_channel as channel
+from .keys import Keys
+from .stores import account_input
+from .stores.leases import LeaseTable
 
 
 class ChannelError(Exception):
@@ -44,8 +47,17 @@ class Reply:
 
     def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
                  chunks: Iterator[bytes] | None = None, text: bytes | None = None):
-        self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
-        self.text = text
+        self.status, self.headers, self.chunks = status, headers or {}, chunks
+        self.text = text  # a successful answer's JSON text, as the client gets it
+        self._body = body
+        self.complete = chunks is None  # a stream: True once its end came (not a failure midway)
+
+    @property
+    def body(self) -> dict | None:
+        """The JSON body; a passed-through answer's is decoded only for a caller that reads it."""
+        if self._body is None and self.text is not None:
+            self._body = json.loads(self.text)
+        return self._body
 
 
 class MailboxChannel:
@@ -75,7 +87,9 @@ class MailboxChannel:
             raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})
-        return Reply(value["status"], headers=value.get("headers"), chunks=self._chunks(request_id))
+        reply = Reply(value["status"], headers=value.get("headers"), chunks=iter(()))
+        reply.chunks = self._chunks(request_id, reply)
+        return reply
 
     # -- the steps ----------------------------------------------------------------------------
     def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
@@ -102,7 +116,7 @@ class MailboxChannel:
                                    f"{self.timeout:g} s")
         return channel.decode(popped[1])
 
-    def _chunks(self, request_id: str) -> Iterator[bytes]:
+    def _chunks(self, request_id: str, reply: Reply) -> Iterator[bytes]:
         reply_key = self.keys.api_reply(request_id)
         finished = False
         try:
@@ -115,6 +129,7 @@ class MailboxChannel:
                     yield value
                     continue
                 finished = True
+                reply.complete = kind == channel.END
                 return  # END, or FAILED midway: the client sees a short body
         finally:
             if not finished:  # the client went away (or the holder did): tell it to stop
