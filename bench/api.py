@@ -10,19 +10,26 @@ measured in the same run:
 - GET message (headers, structure, no text) p50/p99, against a direct imapclient UID FETCH of
   FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER] on a logged-in, selected
   connection (the work the IMAP process does for it);
+- the floor under it, measured the same way: a Redis PING, a request through the mailbox
+  channel that the IMAP process answers without IMAP (an unknown operation), an HTTP request
+  the web process answers without Redis (an unknown path), and one that checks the token and
+  looks the account up (an unknown account);
 - GET messages (20 per page) p50/p99, against a direct FETCH of the same 20 envelopes;
 - attachment download MB/s, against a direct FETCH of the whole encoded part (decoded here);
 - APPEND -> messageNew latency of `watch` (held by the same IMAP process) quiet, and while 20
   threads read `bench` through the API without pause.
 
-Goals (issue 14): GET message p50 within 3x of the direct fetch; new-mail latency under the API
-load within 10% of the quiet one. Not a test: it prints figures and checks nothing.
+Latencies are measured with one keep-alive http.client connection: requests costs ~1 ms more
+per call in the client itself, which is not the API's. Goals (issue 14): GET message p50 within
+3x of the direct fetch; new-mail latency under the API load within 10% of the quiet one. Not a
+test: it prints figures and checks nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import os
 import statistics
 import subprocess
@@ -40,6 +47,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from imap_big import percentile  # noqa: E402  (beside this file)
 
+from shared import mailbox_channel as channel  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.message_ids import message_id  # noqa: E402
 from shared.stores.accounts import AccountStore  # noqa: E402
@@ -65,8 +73,37 @@ def timed(work, n: int) -> list[float]:
     return out
 
 
-def ms(values: list[float]) -> str:
-    return f"p50 {percentile(values, 50) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms"
+def ms(values: list[float], digits: int = 1) -> str:
+    return (f"p50 {percentile(values, 50) * 1000:.{digits}f} ms, "
+            f"p99 {percentile(values, 99) * 1000:.{digits}f} ms")
+
+
+class Http:
+    """One keep-alive connection to the web process, with the token."""
+
+    def __init__(self, port: int, token: str):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": "Bearer " + token}
+
+    def get(self, path: str, expect: int = 200) -> bytes:
+        self.conn.request("GET", path, headers=self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != expect:
+            raise AssertionError(f"GET {path}: {response.status} {body[:200]!r}")
+        return body
+
+
+def channel_round_trip(conn: redis.Redis, account: str, op: str = "none", params: dict | None = None):
+    """One request straight onto the holder's list, as the web pushes it, and its answer: an
+    unknown operation is answered without IMAP."""
+    holder = conn.get(KEYS.account_lease(account)).decode()
+    request_id = os.urandom(8).hex()
+    deadline = int((time.time() + 10) * 1000)
+    conn.rpush(KEYS.imap_requests(holder), channel.request(request_id, account, op, params or {}, deadline))
+    popped = conn.blpop([KEYS.api_reply(request_id)], timeout=10)
+    kind, value = channel.decode(popped[1])
+    assert (kind, value[0]) == (channel.ANSWER, 200) if params else value["status"] == 400
 
 
 def main() -> None:
@@ -107,10 +144,20 @@ def main() -> None:
             wait_for(lambda: all((conn.hget(KEYS.account(u), "state") or b"") == b"connected"
                                  for u in ("bench", "watch")), timeout=60, what="both accounts connected")
             session = requests.Session()
-            session.headers["Authorization"] = "Bearer " + TokenStore(conn, KEYS).issue(("api",))
-            wait_for(lambda: session.get(url + "/health", timeout=5).ok, timeout=30, what="web")
-            target = f"{url}/v1/account/bench/message/{message_id('INBOX', uidvalidity, uid)}"
+            token = TokenStore(conn, KEYS).issue(("api",))
+            session.headers["Authorization"] = "Bearer " + token
+
+            def web_up():
+                try:
+                    return session.get(url + "/health", timeout=5).ok
+                except requests.ConnectionError:
+                    return False  # not listening yet
+
+            wait_for(web_up, timeout=30, what="web")
+            message_path = f"/v1/account/bench/message/{message_id('INBOX', uidvalidity, uid)}"
+            target = url + message_path
             message = session.get(target, timeout=30).json()
+            client = Http(port, token)
             attachment = next(a for a in message["attachments"] if a["filename"] == "big.bin")
             section = attachment_section = None
             with dovecot.client("bench") as direct:
@@ -120,8 +167,21 @@ def main() -> None:
                 attachment_section = f"BODY.PEEK[{section}]"
                 exists = direct.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"]
 
+                message_params = {"id": message["id"], "path": "INBOX", "uidvalidity": uidvalidity,
+                                  "uid": uid, "textType": None}
                 direct_message = timed(lambda: direct.fetch([uid], MESSAGE_ITEMS), args.samples)
-                api_message = timed(lambda: session.get(target, timeout=30).raise_for_status(), args.samples)
+                api_message = timed(lambda: client.get(message_path), args.samples)
+                floor = {
+                    "Redis PING": timed(conn.ping, args.samples),
+                    "mailbox channel, answered without IMAP": timed(
+                        lambda: channel_round_trip(conn, "bench"), args.samples),
+                    "mailbox channel, the message op (all of GET message but HTTP)": timed(
+                        lambda: channel_round_trip(conn, "bench", "message", message_params), args.samples),
+                    "HTTP, unknown path (no token, no Redis)": timed(
+                        lambda: client.get("/nowhere", 404), args.samples),
+                    "HTTP, token + account look-up (unknown account)": timed(
+                        lambda: client.get("/v1/account/nobody/mailboxes", 404), args.samples),
+                }
 
                 def direct_page():
                     direct.use_uid = False
@@ -131,8 +191,7 @@ def main() -> None:
                         direct.use_uid = True
 
                 direct_list = timed(direct_page, args.samples)
-                page_url = f"{url}/v1/account/bench/messages?pageSize=20"
-                api_list = timed(lambda: session.get(page_url, timeout=30).raise_for_status(), args.samples)
+                api_list = timed(lambda: client.get("/v1/account/bench/messages?pageSize=20"), args.samples)
 
                 def direct_attachment():
                     raw = direct.fetch([uid], [attachment_section])[uid][f"BODY[{section}]".encode()]
@@ -187,8 +246,10 @@ def main() -> None:
             mib = len(content) / (1024 * 1024)
             ratio = statistics.median(api_message) / statistics.median(direct_message)
             print(f"cpus {os.cpu_count()}, samples {args.samples}, attachment {mib:.0f} MiB")
-            print(f"GET message:        API {ms(api_message)}  | direct fetch {ms(direct_message)}  "
+            print(f"GET message:        API {ms(api_message, 2)}  | direct fetch {ms(direct_message, 2)}  "
                   f"| p50 ratio {ratio:.2f}x (goal <= 3x)")
+            for what, values in floor.items():
+                print(f"  of which, alone: {what}: {ms(values, 2)}")
             print(f"GET messages (20):  API {ms(api_list)}  | direct fetch {ms(direct_list)}  "
                   f"| p50 ratio {statistics.median(api_list) / statistics.median(direct_list):.2f}x")
             print(f"attachment:         API {mib / statistics.median(api_download):.1f} MiB/s  "

@@ -9,6 +9,7 @@ socket timeout outlasts the longest wait (the app's client gives up on Redis aft
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import redis
 
 from . import mailbox_channel as channel
 from .keys import Keys
-from .stores.accounts import AccountStore
+from .stores import account_input
 from .stores.leases import LeaseTable
 
 
@@ -41,25 +42,37 @@ class DeadlineExceeded(ChannelError):
 
 
 class Reply:
-    """A holder's answer: status and JSON body, or (stream) headers and the body's chunks."""
+    """A holder's answer: status and JSON body (an error's), or the JSON text to send as it is,
+    or (stream) headers and the body's chunks."""
 
     def __init__(self, status: int, body: dict | None = None, headers: dict | None = None,
-                 chunks: Iterator[bytes] | None = None):
-        self.status, self.body, self.headers, self.chunks = status, body, headers or {}, chunks
+                 chunks: Iterator[bytes] | None = None, text: bytes | None = None):
+        self.status, self.headers, self.chunks = status, headers or {}, chunks
+        self.text = text  # a successful answer's JSON text, as the client gets it
+        self._body = body
         self.complete = chunks is None  # a stream: True once its end came (not a failure midway)
+
+    @property
+    def body(self) -> dict | None:
+        """The JSON body; a passed-through answer's is decoded only for a caller that reads it."""
+        if self._body is None and self.text is not None:
+            self._body = json.loads(self.text)
+        return self._body
 
 
 class MailboxChannel:
-    def __init__(self, conn: redis.Redis, keys: Keys, accounts: AccountStore, timeout: float):
+    def __init__(self, conn: redis.Redis, keys: Keys, timeout: float):
         self.conn = conn
         self.keys = keys
-        self.accounts = accounts
         self.leases = LeaseTable(conn, keys)
+        self.requests_prefix = keys.imap_requests("")
         self.timeout = timeout
 
     def call(self, account: str, op: str, params: dict) -> Reply:
         request_id, deadline = self._send(account, op, params)
         kind, value = self._head(account, request_id, deadline)
+        if kind == channel.ANSWER:
+            return Reply(value[0], text=value[1])
         if kind != channel.HEAD or value.get("stream"):
             raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         return Reply(value["status"], value.get("body") or {})
@@ -68,6 +81,10 @@ class MailboxChannel:
         """The head at once; the body's chunks as an iterator (read by the WSGI server)."""
         request_id, deadline = self._send(account, op, params)
         kind, value = self._head(account, request_id, deadline)
+        if kind == channel.ANSWER:
+            return Reply(value[0], text=value[1])
+        if kind != channel.HEAD:
+            raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})
         reply = Reply(value["status"], headers=value.get("headers"), chunks=iter(()))
@@ -76,19 +93,18 @@ class MailboxChannel:
 
     # -- the steps ----------------------------------------------------------------------------
     def _send(self, account: str, op: str, params: dict) -> tuple[str, float]:
-        if not self.accounts.exists(account):
+        if not account_input.valid_id(account):
             raise NoSuchAccount(f"account {account!r}: no such account")
-        holder = self.leases.holder(account)
-        if holder is None or not self.leases.held([account])[0]:
-            raise NotConnected(f"account {account!r} is not connected: no IMAP process holds it now")
         request_id = secrets.token_urlsafe(16)
         deadline = time.time() + self.timeout
-        requests_key = self.keys.imap_requests(holder)
-        pipe = self.conn.pipeline()
-        pipe.rpush(requests_key, channel.request(request_id, account, op, params, int(deadline * 1000)))
-        # The list of a process that died unanswered goes away by itself.
-        pipe.expire(requests_key, int(self.timeout * 2) + 10)
-        pipe.execute()
+        # One round trip: the account exists, a live process holds it, the request is on its
+        # list (which expires, so the list of a process that died unanswered goes away).
+        pushed = self.leases.push_to_holder(account, self.requests_prefix, channel.request(
+            request_id, account, op, params, int(deadline * 1000)), int(self.timeout * 2) + 10)
+        if pushed < 0:
+            raise NoSuchAccount(f"account {account!r}: no such account")
+        if pushed == 0:
+            raise NotConnected(f"account {account!r} is not connected: no IMAP process holds it now")
         return request_id, deadline
 
     def _head(self, account: str, request_id: str, deadline: float):

@@ -48,8 +48,7 @@ def create_app(config: Config) -> Flask:
     # socket timeout outlasts the longest wait.
     channel_conn = connect(config, socket_connect_timeout=2,
                            socket_timeout=max(config.API_TIMEOUT, READER_GONE) + 10)
-    app.config["MAILBOX_CHANNEL"] = MailboxChannel(channel_conn, keys, app.config["ACCOUNTS"],
-                                                   config.API_TIMEOUT)
+    app.config["MAILBOX_CHANNEL"] = MailboxChannel(channel_conn, keys, config.API_TIMEOUT)
     app.config["COLLECTORS"] = metrics_view.make_collectors(app.config)
     app.register_blueprint(metrics_view.blueprint)
     app.register_blueprint(health.blueprint)

@@ -1,10 +1,11 @@
 """Bearer-token authentication for /metrics and /v1/* (DESIGN section 5).
 
-Checking a token only reads Redis. Recording its last use is best effort: a Redis that refuses
-writes (a full disk, maxmemory, an ACL) never turns a valid token away. While Redis cannot be
-read at all, a token this process verified within the last VERIFIED_FOR seconds is still
-accepted, so /metrics keeps serving the process metrics through an outage or a failover. Once
-Redis answers, every token is checked there again (a revoked one is refused at once).
+Checking a token and recording its last use are one round trip (a script). Recording is best
+effort: a Redis that refuses writes (a full disk, maxmemory, an ACL) never turns a valid token
+away; the token is then checked by a read alone. While Redis cannot be read at all, a token
+this process verified within the last VERIFIED_FOR seconds is still accepted, so /metrics keeps
+serving the process metrics through an outage or a failover. Once Redis answers, every token is
+checked there again (a revoked one is refused at once).
 """
 
 from __future__ import annotations
@@ -64,16 +65,20 @@ class VerifiedTokens:
             return None
         return found[0]
 
-    def record_use(self, store, token: Token, ip: str | None) -> None:
+    def verify(self, store, presented: str | None, ip: str | None) -> Token | None:
+        """The token, its use recorded in the same round trip; when Redis refuses the write
+        (full, read-only, an ACL), checked by a read alone. Raises redis.RedisError when Redis
+        cannot be read."""
         try:
-            store.record_use(token, ip)
-        except redis.RedisError as exc:
+            token = store.verify_and_record(presented, ip)
+        except redis.ResponseError as exc:
             with self._lock:
                 self.last_use.failed(exc)
-        else:
-            if self.last_use.kind is not None:
-                with self._lock:
-                    self.last_use.succeeded()
+            return store.verify(presented)
+        if self.last_use.kind is not None:
+            with self._lock:
+                self.last_use.succeeded()
+        return token
 
 
 def require_scope(scope: str) -> tuple[Token | None, object | None]:
@@ -84,7 +89,7 @@ def require_scope(scope: str) -> tuple[Token | None, object | None]:
     store, verified = current_app.config["TOKENS"], current_app.config["VERIFIED_TOKENS"]
     presented = presented_token()
     try:
-        token = store.verify(presented)
+        token = verified.verify(store, presented, request.remote_addr)
     except redis.RedisError as exc:
         found_unreachable(exc)
         token = verified.recall(presented)
@@ -93,7 +98,6 @@ def require_scope(scope: str) -> tuple[Token | None, object | None]:
     else:
         if token is not None:
             verified.remember(token)
-            verified.record_use(store, token, request.remote_addr)
     if token is None:
         return None, error_response(401, "Unauthorized", "Missing or invalid access token",
                                     **{"WWW-Authenticate": "Bearer"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from prometheus_client.utils import floatToGoString
 
 from shared.event_names import EVENTS
+from shared.mailbox_channel import OPERATIONS
 from shared.metrics import definitions as metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -22,7 +23,8 @@ CONTRACT = (metrics.thread_starts, metrics.thread_stops, metrics.api_call,
             metrics.imap_connections, metrics.imap_responses, metrics.imap_bytes_sent,
             metrics.imap_bytes_received, metrics.webhooks, metrics.events,
             metrics.webhook_req, metrics.queues_processed)
-OWN = (metrics.metric_files_corrupt, metrics.redis_errors, metrics.redis_failing, metrics.scrape_errors)
+OWN = (metrics.metric_files_corrupt, metrics.redis_errors, metrics.redis_failing, metrics.scrape_errors,
+       metrics.imap_api_requests)
 ALWAYS_SHOWN = CONTRACT + OWN
 # Counters named as EmailEngine names them, without `_total`; our own counters keep the suffix.
 LEGACY_COUNTERS = {m._name for m in CONTRACT if m._type == "counter"}
@@ -33,6 +35,7 @@ KNOWN_SERIES = {
     "webhooks": [{"status": s, "event": e} for e in EVENTS for s in ("success", "fail")],
     "events": [{"event": e} for e in EVENTS],
     "imap_responses": [{"response": r, "code": ""} for r in ("OK", "NO", "BAD")],
+    "mailpulse_imap_api_requests": [{"op": op} for op in OPERATIONS],
 }
 
 
@@ -57,8 +60,9 @@ def _contract_defaults():
                     family.add_sample(family.name + "_bucket", {"le": floatToGoString(bound)}, 0.0)
                 family.add_sample(family.name + "_count", {}, 0.0)
                 family.add_sample(family.name + "_sum", {}, 0.0)
+            own_counter = family.type == "counter" and family.name not in LEGACY_COUNTERS
             for labels in KNOWN_SERIES.get(family.name, ()):
-                family.add_sample(family.name, labels, 0.0)
+                family.add_sample(family.name + ("_total" if own_counter else ""), labels, 0.0)
             yield family
 
 

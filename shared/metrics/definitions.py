@@ -47,7 +47,7 @@ redis_errors = Counter("mailpulse_redis_errors", "Redis errors met, by process t
                        ["process", "kind"])
 redis_failing = Gauge("mailpulse_redis_failing", "1 while some loop of a process fails with this kind",
                       ["process", "kind"], multiprocess_mode="livemax")
-# op: one of workers/imap/mailbox_ops.OPS (a closed set): mailbox API calls an IMAP process served.
+# op: one of shared.mailbox_channel.OPERATIONS (a closed set): mailbox API calls an IMAP process served.
 imap_api_requests = Counter("mailpulse_imap_api_requests",
                             "Mailbox API requests an IMAP process served on command connections", ["op"])
 # collector: one of web/metrics_view.COLLECTORS.

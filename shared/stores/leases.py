@@ -135,6 +135,20 @@ redis.call('DEL', KEYS[2])
 return 0
 """
 
+# KEYS: accounts, leases, the account's lease. ARGV: id, list prefix, payload, list ttl (s).
+# One round trip for a mailbox API request: -1 no such account, 0 no live holder, 1 pushed onto
+# the live holder's list (prefix .. holder).
+_PUSH_TO_HOLDER = _NOW + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+local holder = redis.call('GET', KEYS[3])
+local expiry = holder and redis.call('ZSCORE', KEYS[2], holder)
+if not (expiry and tonumber(expiry) >= now) then return 0 end
+local list = ARGV[2] .. holder
+redis.call('RPUSH', list, ARGV[3])
+redis.call('EXPIRE', list, tonumber(ARGV[4]))
+return 1
+"""
+
 BATCH = 1000  # ids per script call where many are handled at once
 
 
@@ -155,7 +169,8 @@ class LeaseTable:
         self._sets = [keys.imap_leases, keys.imap_free, keys.accounts]
         self._scripts = {name: conn.register_script(text) for name, text in (
             ("renew", _RENEW), ("reap", _REAP), ("acquire", _ACQUIRE), ("release", _RELEASE),
-            ("held", _HELD), ("unheld", _UNHELD), ("adopt", _ADOPT), ("forget", _FORGET))}
+            ("held", _HELD), ("unheld", _UNHELD), ("adopt", _ADOPT), ("forget", _FORGET),
+            ("push", _PUSH_TO_HOLDER))}
 
     # -- a process's own lease -------------------------------------------------------------------
     def join(self, worker: str, ttl_ms: int) -> None:
@@ -202,6 +217,13 @@ class LeaseTable:
             found += [bool(n) for n in self._scripts["held"](keys=[self.keys.imap_leases],
                                                             args=[*self._lease_affix, *batch])]
         return found
+
+    def push_to_holder(self, account_id: str, list_prefix: str, payload: bytes, ttl: int) -> int:
+        """Push `payload` onto the list (list_prefix + worker id) of the live process holding the
+        account: 1 if pushed, 0 if no live process holds it, -1 if there is no such account."""
+        return int(self._scripts["push"](keys=[self.keys.accounts, self.keys.imap_leases,
+                                               self.keys.account_lease(account_id)],
+                                         args=[account_id, list_prefix, payload, ttl]))
 
     def unheld(self) -> int:
         """How many accounts no live IMAP process holds (a few commands, whatever the total)."""

@@ -47,10 +47,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# KEYS: the token's hash key. ARGV: time, address. The token as it was, and its use recorded
+# (in the same round trip as the check) when it exists.
+_VERIFY_AND_RECORD = """
+local found = redis.call('HGETALL', KEYS[1])
+if redis.call('HEXISTS', KEYS[1], 'scopes') == 1 then
+  redis.call('HSET', KEYS[1], 'last_used', ARGV[1], 'last_ip', ARGV[2])
+end
+return found
+"""
+
+
 class TokenStore:
     def __init__(self, conn: redis.Redis, keys: Keys):
         self.conn = conn
         self.keys = keys
+        self._verify_and_record = conn.register_script(_VERIFY_AND_RECORD)
 
     def issue(self, scopes=("*",), description: str = "") -> str:
         """Create a token and return it; this is the only time the token itself exists."""
@@ -86,6 +98,18 @@ class TokenStore:
             return None
         return found
 
+    def verify_and_record(self, token: str | None, ip: str | None) -> Token | None:
+        """verify() and record_use() in one round trip. Raises redis.ResponseError when Redis
+        refuses the write (full, read-only, an ACL): then verify() alone still answers."""
+        if not token or not TOKEN_RE.fullmatch(token):
+            return None
+        token_hash = hash_token(token)
+        flat = self._verify_and_record(keys=[self.keys.token(token_hash)], args=[time.time(), ip or ""])
+        found = _token(token_hash, dict(zip(flat[::2], flat[1::2], strict=True)))
+        if found is None or not hmac.compare_digest(found.hash, token_hash):
+            return None
+        return found
+
     def record_use(self, token: Token, ip: str | None) -> None:
         self.conn.hset(self.keys.token(token.hash), mapping={"last_used": time.time(), "last_ip": ip or ""})
 
@@ -112,13 +136,16 @@ class TokenStore:
         return token
 
     def _load(self, token_hash: str) -> Token | None:
-        data = self.conn.hgetall(self.keys.token(token_hash))
-        if not data or b"scopes" not in data:
-            return None
-        d = {k.decode(): v.decode() for k, v in data.items()}
-        return Token(
-            hash=token_hash, description=d.get("description", ""),
-            scopes=tuple(s for s in d["scopes"].split(",") if s),
-            created=float(d.get("created") or 0),
-            last_used=float(d["last_used"]) if d.get("last_used") else None,
-            last_ip=d.get("last_ip") or None)
+        return _token(token_hash, self.conn.hgetall(self.keys.token(token_hash)))
+
+
+def _token(token_hash: str, data: dict[bytes, bytes]) -> Token | None:
+    if not data or b"scopes" not in data:
+        return None
+    d = {k.decode(): v.decode() for k, v in data.items()}
+    return Token(
+        hash=token_hash, description=d.get("description", ""),
+        scopes=tuple(s for s in d["scopes"].split(",") if s),
+        created=float(d.get("created") or 0),
+        last_used=float(d["last_used"]) if d.get("last_used") else None,
+        last_ip=d.get("last_ip") or None)

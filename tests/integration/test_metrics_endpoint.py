@@ -68,7 +68,12 @@ def test_every_contract_metric_has_its_type(web, tokens):
 def test_counters_use_contract_names(web, tokens):
     text = scrape_text(web.url, tokens["*"])
     assert "\nthread_starts 1.0\n" in text
-    assert "_total{" not in text and "thread_starts_total" not in text and "_created" not in text
+    contract_counters = ("thread_starts", "thread_stops", "api_call", "imap_responses", "imap_bytes_sent",
+                         "imap_bytes_received", "webhooks", "events", "queues_processed")
+    suffixed = tuple(f"{c}_total" for c in contract_counters)
+    suffixed += tuple(f"# TYPE {name}" for name in suffixed)
+    assert [line for line in text.splitlines() if line.startswith(suffixed)] == []
+    assert "_created" not in text
     samples = parse(text)
     for state in ("init", "connecting", "connected", "syncing", "authenticationError",
                   "connectError", "disconnected", "unset"):
@@ -78,6 +83,8 @@ def test_counters_use_contract_names(web, tokens):
     assert value(samples, "webhooks", status="fail", event="messageNew") == 0
     assert value(samples, "events", event="authenticationError") == 0
     assert value(samples, "imap_responses", response="NO", code="") == 0
+    # Our own counters keep the suffix.
+    assert value(samples, "mailpulse_imap_api_requests_total", op="message") == 0
 
 
 # The contract keeps EmailEngine's names, which promtool's style lint dislikes: counters without

@@ -35,6 +35,18 @@ def test_verify_scopes_and_last_use(store):
     assert listed.last_ip == "10.1.2.3" and listed.last_used >= listed.created
 
 
+def test_verify_and_record_in_one_round_trip(store, conn):
+    token = store.issue(["api"], "ci")
+    found = store.verify_and_record(token, "10.4.5.6")
+    assert found.allows("api") and found.last_used is None  # the token as it was before this use
+    listed = store.list()[0]
+    assert listed.last_ip == "10.4.5.6" and listed.last_used >= listed.created
+    keys_before = sorted(conn.keys("*"))
+    for unknown in ("0" * 64, "not-a-token", None):
+        assert store.verify_and_record(unknown, "10.4.5.6") is None
+    assert sorted(conn.keys("*")) == keys_before  # an unknown token leaves nothing behind
+
+
 def test_star_allows_everything(store):
     found = store.verify(store.issue())
     assert found.scopes == ("*",) and found.allows("metrics") and found.allows("api")

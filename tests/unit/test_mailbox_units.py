@@ -4,6 +4,8 @@ equals whole decoding wherever the chunks are cut; search objects become IMAP cr
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import os
 import quopri
 
@@ -19,8 +21,10 @@ from shared.message_ids import (
     parse_text_id,
     text_id,
 )
+from support import mail
 from web.api.mailbox_search import search_criteria
-from workers.imap.message_parts import ChunkDecoder, decode_bytes
+from workers.imap.mailbox_ops.message import ParsedHeaders
+from workers.imap.message_parts import ChunkDecoder, clean, decode_bytes
 
 
 def test_ids_round_trip_and_refuse_other_kinds():
@@ -65,3 +69,49 @@ def test_search_objects_become_criteria():
     with pytest.raises(InputError) as refused:
         search_criteria({"subject": "x\r\nA1 LOGOUT"})
     assert list(refused.value.fields) == ["search.subject"]
+
+
+HEADER_SAMPLES = [
+    mail.multipart(), mail.legacy_8bit(), mail.bad_headers(),
+    b"From: a@example.com\r\nFrom: <<broken\r\nTo: undisclosed-recipients:;\r\n"
+    b"Cc: \"X\" <x@example.com>, garbage <<\r\nReceived: one\r\nReceived: two\r\n"
+    b"Date: not a date\r\nSubject: =?utf-8?b?w6k=?=\r\nX-\xff: \xfe\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", HEADER_SAMPLES, ids=["multipart", "legacy", "bad", "malformed"])
+def test_headers_parsed_once_read_as_the_modern_policy_reads_them(raw):
+    head = raw.split(b"\r\n\r\n")[0].split(b"\n\n")[0] + b"\r\n\r\n"
+    reference = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head)
+    headers = ParsedHeaders(head)
+    for name in ("subject", "date", "message-id", "x-missing"):
+        value = reference.get(name)
+        assert headers.text(name) == (clean(str(value)) if value is not None else "")
+    for name in ("from", "to", "cc", "sender"):
+        value = reference.get(name)
+        expected = [{"name": clean(a.display_name), "address": clean(a.addr_spec)}
+                    for a in (value.addresses if value is not None else ())]
+        assert headers.addresses(name) == expected
+    assert headers.all() == {name.lower(): [clean(str(v)) for v in reference.get_all(name)]
+                             for name in reference.keys()}
+    assert headers.all().get("received", ["one", "two"]) == ["one", "two"]  # repeated, in order
+
+
+def test_a_plain_answer_is_the_json_text_flask_would_send():
+    from flask import Flask, jsonify
+
+    from shared import mailbox_channel as channel
+
+    body = {"subject": "Zoë", "to": [{"name": "", "address": "a@example.com"}], "size": 1.5,
+            "flags": [], "b": None, "a": {"z": True, "y": "\\Seen"}}
+    kind, (status, text) = channel.decode(channel.answer(201, body))
+    assert (kind, status) == (channel.ANSWER, 201)
+    with Flask(__name__).app_context():
+        assert text == jsonify(body).get_data()
+
+
+def test_the_operations_served_are_the_metric_label_set():
+    from shared.mailbox_channel import OPERATIONS
+    from workers.imap.mailbox_ops import OPS
+
+    assert sorted(OPS) == sorted(OPERATIONS)

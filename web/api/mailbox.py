@@ -30,6 +30,8 @@ def _channel() -> MailboxChannel:
 
 
 def _answer(reply: Reply):
+    if reply.text is not None:  # the JSON text as the client gets it: not decoded, not re-encoded
+        return Response(reply.text, status=reply.status, mimetype="application/json")
     if reply.status >= 400:
         body = reply.body or {}
         extra = {"fields": body["fields"]} if body.get("fields") else None

@@ -47,14 +47,14 @@ class Replier:
         self.done = False
 
     def _push(self, frame: bytes) -> None:
-        pipe = self.conn.pipeline()
+        pipe = self.conn.pipeline(transaction=False)  # one round trip; MULTI/EXEC would add nothing
         pipe.rpush(self.key, frame)
         pipe.expire(self.key, channel.REPLY_TTL)
         pipe.execute()
 
     def reply(self, status: int, body: dict) -> None:
         self.done = True
-        self._push(channel.head(status, body))
+        self._push(channel.answer(status, body) if status < 400 else channel.head(status, body))
 
     def start_stream(self, status: int, headers: dict) -> None:
         self.done = True
@@ -136,9 +136,7 @@ class ApiServer:
                                            f"(state {self.state_of(account) or 'not held'})"})
             return
         try:
-            with self.connections.client(account) as client:
-                metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
-                handler(client, params, replier)
+            self._run(op, handler, replier, account, params)
         except ApiError as exc:
             if replier.done:
                 replier.fail(exc.message)
@@ -156,6 +154,25 @@ class ApiServer:
                 replier.fail("internal error")
             else:
                 replier.reply(500, {"message": f"account {account!r}: {op} failed (see the IMAP log)"})
+
+    def _run(self, op: str, handler, replier: Replier, account: str, params: dict) -> None:
+        """The operation on a command connection. A kept connection that turns out closed before
+        anything was answered (the server dropped it meanwhile: a timeout, its selected mailbox
+        deleted) is replaced once; a new one that fails is a failure."""
+        for attempt in (1, 2):
+            reused = False
+            try:
+                with self.connections.client(account) as client:
+                    reused = not client.fresh
+                    if attempt == 1:  # counted once, once a connection serves it
+                        metrics.safely(metrics.imap_api_requests.labels(op=op).inc)
+                    handler(client, params, replier)
+                return
+            except imap.CONNECTION_LOST as exc:
+                if attempt == 2 or not reused or replier.done:
+                    raise
+                log.info("account %s: a kept command connection was closed (%s); retrying on a new one",
+                         account, imap.describe(exc))
 
     def _unavailable(self, replier: Replier, account: str, why: str) -> None:
         log.info("account %s: mailbox API call failed: %s", account, why)

@@ -57,6 +57,7 @@ class CommandConnections:
             except BaseException:
                 _close(client)  # the connection's state is unknown after a failure
                 raise
+            client.fresh = False
             pool.idle.append((client, time.monotonic()))
 
     def _open(self, account_id: str) -> imap.MeteredIMAPClient:
@@ -69,7 +70,8 @@ class CommandConnections:
         except BaseException:
             _close(client)
             raise
-        client.selected = None  # (path, readonly) of the mailbox selected now
+        client.selected = None  # the mailbox selected now (mailbox_ops.selecting.Selected)
+        client.fresh = True  # not yet used by a call (a kept one may have been closed meanwhile)
         self.opened += 1
         return client
 

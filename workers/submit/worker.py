@@ -55,7 +55,7 @@ class SubmitWorker:
         # Flagging a reply's original waits on Redis for the IMAP process's answer: a client whose
         # socket timeout outlasts that wait (the mailbox API's, web/app.py).
         channel_conn = connect(config, socket_connect_timeout=2, socket_timeout=config.API_TIMEOUT + 10)
-        self.mailbox = MailboxChannel(channel_conn, keys, self.accounts, config.API_TIMEOUT)
+        self.mailbox = MailboxChannel(channel_conn, keys, config.API_TIMEOUT)
         self.sends = gevent.pool.Pool(self.concurrency)
         self.held: dict[str, Claim] = {}  # claimed and not yet recorded, by started-registry entry
         self.watch = LoopWatch()
