@@ -47,9 +47,9 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from imap_big import percentile  # noqa: E402  (beside this file)
 
-from shared import mailbox_channel as channel  # noqa: E402
 from shared.keys import Keys  # noqa: E402
-from shared.message_ids import message_id  # noqa: E402
+from shared.mail import mailbox_channel as channel  # noqa: E402
+from shared.mail.message_ids import message_id  # noqa: E402
 from shared.stores.accounts import AccountStore  # noqa: E402
 from shared.stores.settings import SettingsStore  # noqa: E402
 from shared.stores.tokens import TokenStore  # noqa: E402

@@ -42,7 +42,7 @@ import redis  # noqa: E402
 from rq.registry import FinishedJobRegistry  # noqa: E402
 
 from shared.keys import Keys  # noqa: E402
-from shared.submit_queue import SubmitQueue  # noqa: E402
+from shared.mail.submit_queue import SubmitQueue  # noqa: E402
 from support.dovecot import Dovecot  # noqa: E402
 from support.imap import store  # noqa: E402
 from support.postfix import Postfix  # noqa: E402

@@ -12,12 +12,13 @@ import time
 
 import redis
 
-from . import __version__, export, processes
+from . import __version__
 from . import config as config_module
 from .errors import ConfigError
 from .keys import Keys
 from .redis_conn import connect, wait_until_ready
 from .redis_errors import kind_of, message_of
+from .runtime import export, processes
 from .stores.admin_password import AdminPassword, AdminPasswordError, validate
 from .stores.tokens import SCOPES, TokenError, TokenStore
 

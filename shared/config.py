@@ -3,7 +3,7 @@
 Every process reads its configuration here and nowhere else. A value that does not parse raises
 ConfigError with a one-line message that names the setting; entry points print it and exit.
 The environment wins over `.env` (the convention honcho follows too); `.env` is the app root's
-(shared.home), and so are relative paths.
+(shared.runtime.home), and so are relative paths.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import home
 from .errors import ConfigError
+from .runtime import home
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:

@@ -81,7 +81,7 @@ class Keys:
             names += [self.account_flags(account_id, path), self.account_index(account_id, path)]
         return names
 
-    # -- the mailbox API's request/reply channel (shared/mailbox_channel.py)
+    # -- the mailbox API's request/reply channel (shared/mail/mailbox_channel.py)
     def imap_requests(self, worker_id: str) -> str:
         """List of API requests (JSON) for one IMAP process, pushed by web, popped by it."""
         return f"{self._base}imap-requests:{worker_id}"

@@ -10,9 +10,9 @@ import signal
 import socket
 import threading
 
-from shared import bootstrap
 from shared import config as config_module
 from shared.errors import ConfigError
+from shared.runtime import bootstrap
 
 log = logging.getLogger("web")
 
@@ -102,7 +102,7 @@ def main() -> None:
     limit_malloc_arenas()  # before any thread starts
     try:
         config = bootstrap.prepare("web")
-        from shared.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
+        from shared.runtime.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
         from web.app import create_app
 
         app = create_app(config)

@@ -11,17 +11,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shared.config import Config
-from shared.heartbeats import Heartbeats
 from shared.keys import Keys
-from shared.mailbox_channel import READER_GONE
-from shared.mailbox_client import MailboxChannel
+from shared.mail.mailbox_channel import READER_GONE
+from shared.mail.mailbox_client import MailboxChannel
+from shared.mail.submit_queue import SubmitQueue
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of
 from shared.redis_trouble import RedisTrouble
+from shared.runtime.heartbeats import Heartbeats
 from shared.secret import service_secret
 from shared.stores.accounts import AccountStore
 from shared.stores.tokens import TokenStore
-from shared.submit_queue import SubmitQueue
 
 from . import admin, api, health, metrics_view
 from .auth import VerifiedTokens, error_response

@@ -13,7 +13,7 @@ from __future__ import annotations
 from prometheus_client.utils import floatToGoString
 
 from shared.event_names import EVENTS
-from shared.mailbox_channel import OPERATIONS
+from shared.mail.mailbox_channel import OPERATIONS
 from shared.metrics import definitions as metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

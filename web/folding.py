@@ -94,8 +94,8 @@ def main() -> None:
         prog="python -m web.folding", description="fold dead processes' metric files (web starts it)")
     parser.add_argument("--parent", type=int, required=True, help="the web process's pid: exit once gone")
     args = parser.parse_args()
-    from shared import bootstrap
     from shared.errors import ConfigError
+    from shared.runtime import bootstrap
 
     try:
         config = bootstrap.prepare("web-folder", register=False)

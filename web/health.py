@@ -17,12 +17,12 @@ import time
 import redis
 from flask import Blueprint, current_app, jsonify
 
-from shared.heartbeats import is_live
 from shared.metrics import directory as metricsdir
 from shared.metrics import folding
 from shared.metrics.archive import CorruptFile, read_file
 from shared.redis_errors import kind_of
 from shared.redis_trouble import failing_kinds
+from shared.runtime.heartbeats import is_live
 
 blueprint = Blueprint("health", __name__)
 WORKER_TYPES = ("imap", "webhooks")  # always wanted

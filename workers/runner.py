@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import gevent
 
-from shared import bootstrap
 from shared.errors import ConfigError
+from shared.runtime import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def run(process_type: str, work: Work | None = None, preload: Callable[[], None]
         config = bootstrap.prepare(process_type)
         if preload is not None:
             preload()
-        from shared.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
+        from shared.runtime.lifecycle import Lifecycle  # imports prometheus_client: after prepare()
 
         lifecycle = Lifecycle(config, process_type)
         lifecycle.start()

@@ -5,7 +5,7 @@
 - `archive`: folding the files of dead processes into one archive, exactly.
 
 Importing this package imports nothing: `definitions` loads prometheus_client, which must come
-after shared.bootstrap.prepare() has put PROMETHEUS_MULTIPROC_DIR in the environment.
+after shared.runtime.bootstrap.prepare() has put PROMETHEUS_MULTIPROC_DIR in the environment.
 May be imported by the process plumbing of `shared` (bootstrap, lifecycle, events), by `web` and
 by `workers`; never by `shared.stores`, and it imports no store itself (a test keeps it so).
 """

@@ -13,7 +13,7 @@ import logging
 import os
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # pragma: no cover - a programming error
-    raise RuntimeError("call shared.bootstrap.prepare() before importing shared.metrics.definitions")
+    raise RuntimeError("call shared.runtime.bootstrap.prepare() before importing shared.metrics.definitions")
 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
@@ -47,7 +47,7 @@ redis_errors = Counter("mailpulse_redis_errors", "Redis errors met, by process t
                        ["process", "kind"])
 redis_failing = Gauge("mailpulse_redis_failing", "1 while some loop of a process fails with this kind",
                       ["process", "kind"], multiprocess_mode="livemax")
-# op: one of shared.mailbox_channel.OPERATIONS (a closed set): mailbox API calls an IMAP process served.
+# op: one of shared.mail.mailbox_channel.OPERATIONS (a closed set): mailbox API calls an IMAP process served.
 imap_api_requests = Counter("mailpulse_imap_api_requests",
                             "Mailbox API requests an IMAP process served on command connections", ["op"])
 # collector: one of web/metrics_view.COLLECTORS.

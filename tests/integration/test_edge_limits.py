@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared.heartbeats import Heartbeats
 from shared.keys import Keys
+from shared.runtime.heartbeats import Heartbeats
 from support.servers import start_web
 
 

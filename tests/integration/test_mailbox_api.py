@@ -7,7 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 
-from shared.message_ids import attachment_id, message_id
+from shared.mail.message_ids import attachment_id, message_id
 from support import mail
 from support.imap import add_account, wait_event
 from support.mailbox_fixtures import alice_fixture  # noqa: F401

@@ -3,7 +3,7 @@ expunged), and search; each change checked on the server itself."""
 
 from __future__ import annotations
 
-from shared.message_ids import parse_message_id
+from shared.mail.message_ids import parse_message_id
 from support.mailbox_fixtures import alice_fixture  # noqa: F401
 
 

@@ -4,7 +4,7 @@ all the same, against real Dovecot."""
 
 from __future__ import annotations
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 from support import mail
 from support.mailbox_fixtures import alice_fixture  # noqa: F401
 

@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 from support import mail
 from support.imap import add_account, events, wait_event, wait_state
 from support.servers import wait_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 from support import mail
 from support.imap import add_account, wait_state
 

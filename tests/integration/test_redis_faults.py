@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from shared.heartbeats import Heartbeats
 from shared.keys import Keys
+from shared.runtime.heartbeats import Heartbeats
 from shared.stores.tokens import TokenStore
 from support.faulty_redis import FaultyRedis
 from support.receiver import Receiver

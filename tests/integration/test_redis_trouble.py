@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from shared.heartbeats import Heartbeats
+from shared.runtime.heartbeats import Heartbeats
 from support.servers import wait_for
 from support.webhooks import KEYS
 

@@ -9,7 +9,7 @@ import email.policy
 
 import pytest
 
-from shared.message_ids import message_id, parse_message_id
+from shared.mail.message_ids import message_id, parse_message_id
 from support.dovecot import Dovecot
 from support.imap import store, wait_event, wait_state
 from support.mail_system import mail_system

@@ -3,14 +3,14 @@
 Usage: python -m support.counting_process COUNT MODE   (PYTHONPATH=tests)
 Adds COUNT to imap_responses{response="OK",code=""}, observes COUNT milliseconds in webhook_req,
 sets imap_connections{status="connected"} to 1, prints "counted", then either exits cleanly
-(MODE "exit": counts its own thread_stops and unregisters, as shared.lifecycle does) or waits to
+(MODE "exit": counts its own thread_stops and unregisters, as shared.runtime.lifecycle does) or waits to
 be killed (MODE "wait").
 """
 
 import sys
 import time
 
-from shared import bootstrap
+from shared.runtime import bootstrap
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 
 from . import mail
 from .imap import add_account, wait_state

@@ -10,14 +10,14 @@ import sys
 import threading
 import time
 
-from shared import bootstrap
+from shared.runtime import bootstrap
 
 
 def main() -> None:
     count, gauge = int(sys.argv[1]), float(sys.argv[2])
     config = bootstrap.prepare("imap")
-    from shared.lifecycle import Lifecycle
     from shared.metrics import definitions as metrics
+    from shared.runtime.lifecycle import Lifecycle
 
     lifecycle = Lifecycle(config, "imap")
     lifecycle.start()

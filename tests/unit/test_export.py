@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import config, processes
+from shared import config
+from shared.runtime import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILPULSE = Path(sys.executable).parent / "mailpulse"

@@ -5,7 +5,8 @@
   workers never load Flask);
 - `shared.stores` and `shared.metrics` never import each other, not even through another module
   (a store stays usable from the CLI without the metrics directory; the metrics layer knows no
-  store).
+  store); neither `shared.stores` nor `shared.mail` imports `shared.runtime`, and `shared.mail`
+  never imports `shared.metrics`.
 
 Every `import` and `from ... import` in the product's modules counts, those inside functions too.
 """
@@ -25,6 +26,9 @@ FORBIDDEN = (
     ("workers", "web", False),
     ("shared.stores", "shared.metrics", True),
     ("shared.metrics", "shared.stores", True),
+    ("shared.stores", "shared.runtime", True),  # a store knows nothing of how processes run
+    ("shared.mail", "shared.metrics", True),  # nor does mail: the web and the workers count
+    ("shared.mail", "shared.runtime", True),
 )
 
 

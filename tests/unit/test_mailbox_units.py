@@ -12,7 +12,7 @@ import quopri
 import pytest
 
 from shared.errors import InputError
-from shared.message_ids import (
+from shared.mail.message_ids import (
     MalformedId,
     attachment_id,
     message_id,
@@ -100,7 +100,7 @@ def test_headers_parsed_once_read_as_the_modern_policy_reads_them(raw):
 def test_a_plain_answer_is_the_json_text_flask_would_send():
     from flask import Flask, jsonify
 
-    from shared import mailbox_channel as channel
+    from shared.mail import mailbox_channel as channel
 
     body = {"subject": "Zoë", "to": [{"name": "", "address": "a@example.com"}], "size": 1.5,
             "flags": [], "b": None, "a": {"z": True, "y": "\\Seen"}}
@@ -111,7 +111,7 @@ def test_a_plain_answer_is_the_json_text_flask_would_send():
 
 
 def test_the_operations_served_are_the_metric_label_set():
-    from shared.mailbox_channel import OPERATIONS
+    from shared.mail.mailbox_channel import OPERATIONS
     from workers.imap.mailbox_ops import OPS
 
     assert sorted(OPS) == sorted(OPERATIONS)

@@ -8,8 +8,8 @@ import email.policy
 
 import pytest
 
-from shared import outgoing, submission
 from shared.errors import InputError
+from shared.mail import outgoing, submission
 from web.api.submit_quote import quoted
 from web.api.submit_reference import _FWD, _RE, MAX_REFERENCES, _prefixed, _references
 

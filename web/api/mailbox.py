@@ -1,6 +1,6 @@
 """The mailbox API (EmailEngine's routes and shapes): mailboxes, messages, a message, its text,
 attachments and source; flags, move, delete; search. Each call is served by the IMAP process
-that holds the account (shared/mailbox_client.py); here only the input is checked."""
+that holds the account (shared/mail/mailbox_client.py); here only the input is checked."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 
-from shared import message_ids
 from shared.errors import InputError
-from shared.mailbox_client import ChannelError, MailboxChannel, Reply
+from shared.mail import message_ids
+from shared.mail.mailbox_client import ChannelError, MailboxChannel, Reply
 
 from ..auth import error_response
 from . import blueprint

@@ -1,17 +1,17 @@
 """Sending (EmailEngine's shapes): POST /v1/account/{account}/submit and the outbox.
 
-The message is validated (shared/submission.py), completed from the message it replies to or
-forwards (submit_reference.py), built once as MIME (shared/outgoing.py) and queued on `submit`
-(shared/submit_queue.py); the submit workers send it.
+The message is validated (shared/mail/submission.py), completed from the message it replies to or
+forwards (submit_reference.py), built once as MIME (shared/mail/outgoing.py) and queued on `submit`
+(shared/mail/submit_queue.py); the submit workers send it.
 """
 
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
-from shared import outgoing, submission
 from shared.errors import InputError
-from shared.submit_queue import CANCELLED, DONE, SENDING, SubmitQueue, iso
+from shared.mail import outgoing, submission
+from shared.mail.submit_queue import CANCELLED, DONE, SENDING, SubmitQueue, iso
 
 from ..auth import error_response
 from . import blueprint, submit_reference

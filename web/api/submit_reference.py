@@ -2,7 +2,7 @@
 `action` reply (the default) and replyAll are replies, forward a forward.
 
 The referenced message is read when the message is submitted, from the IMAP process that holds
-the account (shared/mailbox_client.py; the web process opens no IMAP connection), so what is
+the account (shared/mail/mailbox_client.py; the web process opens no IMAP connection), so what is
 queued is complete and every attempt sends the same bytes.
 
 - reply: In-Reply-To = the original's Message-ID; References = its References + its Message-ID;
@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared import message_ids
 from shared.errors import InputError
-from shared.mailbox_client import ChannelError, MailboxChannel
-from shared.submission import ADDRESS, MAX_RECIPIENTS, MAX_SUBJECT, Address, Submission
+from shared.mail import message_ids
+from shared.mail.mailbox_client import ChannelError, MailboxChannel
+from shared.mail.submission import ADDRESS, MAX_RECIPIENTS, MAX_SUBJECT, Address, Submission
 
 from . import submit_quote
 

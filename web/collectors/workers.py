@@ -6,8 +6,8 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily
 
-from shared.heartbeats import RECENT, Heartbeats, is_live
 from shared.metrics.definitions import PROCESS_TYPES
+from shared.runtime.heartbeats import RECENT, Heartbeats, is_live
 
 
 def live_counts(heartbeats: Heartbeats, interval: float) -> tuple[dict, int]:

@@ -1,4 +1,4 @@
-"""The IMAP process's side of the mailbox channel (shared/mailbox_channel.py): pop the API
+"""The IMAP process's side of the mailbox channel (shared/mail/mailbox_channel.py): pop the API
 requests addressed to this process, serve each on a command connection of its account
 (workers/imap/command_connections.py, never the IDLE one), reply before the deadline.
 
@@ -17,8 +17,8 @@ import gevent
 import gevent.pool
 import redis
 
-from shared import mailbox_channel as channel
 from shared.keys import Keys
+from shared.mail import mailbox_channel as channel
 from shared.metrics import definitions as metrics
 from shared.redis_trouble import RedisTrouble
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from imapclient import IMAPClient
 
-from shared.message_ids import message_id  # the API's ids: a receiver fetches what it was told of
+from shared.mail.message_ids import message_id  # the API's ids: a receiver fetches what it was told of
 
 from .mailbox import Capabilities, MailboxSync, flag_list
 from .syncstate import SyncState

@@ -12,7 +12,7 @@ import logging
 
 import redis
 
-from shared.mailbox_client import ChannelError, MailboxChannel
+from shared.mail.mailbox_client import ChannelError, MailboxChannel
 
 log = logging.getLogger(__name__)
 ANSWERED = "\\Answered"

@@ -68,6 +68,6 @@ def events_of(claim: Claim, outcome: Outcome, status: str, next_attempt: float |
 
 
 def deliver(payload: dict):
-    """The job function rq records (shared.submit_queue.DELIVER); the submit worker runs attempts
+    """The job function rq records (shared.mail.submit_queue.DELIVER); the submit worker runs attempts
     itself. A plain `rq worker` on the queue fails the job loudly instead of losing the message."""
     raise RuntimeError("submit jobs are sent by `python -m workers.submit`, not a plain rq worker")

@@ -6,7 +6,7 @@ Lua step, so a SIGKILL leaves every job either queued or leased, and an expired 
 back at the front of the queue (at least once). The requeue and promote scripts and the backoff
 are shared with the webhooks (workers/job_scripts.py), the retention is theirs. Claims here
 carry a message, and an attempt's bookkeeping also updates the outbox summary in the job's meta
-(shared/submit_queue.py) and enqueues the attempt's events in the same transaction (a recorded
+(shared/mail/submit_queue.py) and enqueues the attempt's events in the same transaction (a recorded
 send always has its event).
 """
 
@@ -27,7 +27,7 @@ from rq.utils import now, utcformat
 
 from shared import events
 from shared.keys import Keys
-from shared.submit_queue import JOB_KEY_PREFIX, SubmitQueue
+from shared.mail.submit_queue import JOB_KEY_PREFIX, SubmitQueue
 from shared.webhook_target import Target
 from workers.job_scripts import PROMOTE, REQUEUE, backoff
 from workers.webhooks.retention import Keep

@@ -19,7 +19,7 @@ import gevent.pool
 import redis
 
 from shared import webhook_target
-from shared.mailbox_client import MailboxChannel
+from shared.mail.mailbox_client import MailboxChannel
 from shared.metrics import definitions as metrics
 from shared.redis_conn import connect
 from shared.redis_errors import kind_of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 
 from ..mailbox import flag_list
 from .selecting import ApiError, fetch_message, fetch_one, refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from shared.message_ids import message_id
+from shared.mail.message_ids import message_id
 
 from ..mailbox import flag_list
 from ..sync import SPECIAL_USE, _addresses, _text

@@ -6,7 +6,7 @@ import email.headerregistry
 import email.parser
 import email.policy
 
-from shared.message_ids import attachment_id, text_id
+from shared.mail.message_ids import attachment_id, text_id
 
 from ..mailbox import flag_list
 from ..message_parts import Part, clean, decode_part, parts_of

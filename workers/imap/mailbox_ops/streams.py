@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from shared import mailbox_channel as channel
+from shared.mail import mailbox_channel as channel
 
 from ..message_parts import ChunkDecoder, parts_of
 from .selecting import ApiError, fetch_message

@@ -1,4 +1,4 @@
-"""The calling side of the mailbox channel (shared/mailbox_channel.py): find the IMAP process
+"""The calling side of the mailbox channel (shared/mail/mailbox_channel.py): find the IMAP process
 that holds an account, hand it a request, wait for its reply until the deadline. The web process
 calls it for the mailbox API and for submit's references; the submit worker to flag a replied
 message `\\Answered`.
@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import redis
 
+from ..keys import Keys
+from ..stores import account_input
+from ..stores.leases import LeaseTable
 from . import mailbox_channel as channel
-from .keys import Keys
-from .stores import account_input
-from .stores.leases import LeaseTable
 
 
 class ChannelError(Exception):

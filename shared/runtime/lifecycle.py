@@ -16,15 +16,15 @@ import time
 
 import redis
 
-from .config import Config
+from ..config import Config
+from ..keys import Keys
+from ..metrics import definitions as metrics
+from ..metrics import directory as metricsdir
+from ..redis_conn import connect, wait_until_ready
+from ..redis_errors import KINDS, kind_of
+from ..redis_trouble import RedisTrouble, retry_until_done
+from ..secret import check_shared_secret, service_secret
 from .heartbeats import Heartbeats
-from .keys import Keys
-from .metrics import definitions as metrics
-from .metrics import directory as metricsdir
-from .redis_conn import connect, wait_until_ready
-from .redis_errors import KINDS, kind_of
-from .redis_trouble import RedisTrouble, retry_until_done
-from .secret import check_shared_secret, service_secret
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The rq queue `submit`: messages waiting to be sent, and the outbox view of them.
 
 A message is one rq job in `<REDIS_PREFIX>submit` whose id is the API's `queueId`. Its args carry
-the finished MIME (shared/outgoing.py), its meta the outbox summary (account, messageId,
+the finished MIME (shared/mail/outgoing.py), its meta the outbox summary (account, messageId,
 subject, to, created, scheduled, attempts, nextAttempt, lastError), so that listing the outbox
 never unpickles messages. States, as rq-dashboard shows them: queued (the list), scheduled
 (`sendAt` later, or waiting for a retry: rq's ScheduledJobRegistry, scored by due time), started
@@ -22,7 +22,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from .keys import Keys
+from ..keys import Keys
 
 DELIVER = "workers.submit.delivery.deliver"  # the job function; the submit worker runs attempts itself
 JOB_KEY_PREFIX = Job.redis_job_namespace_prefix

@@ -1,7 +1,7 @@
 """Validation of `POST /v1/account/{account}/submit` bodies (EmailEngine's shape) into a Submission.
 
 Every problem is reported under its dotted field name (`to.0.address`, `attachments.1.content`)
-and nothing is queued unless the whole body is good. Building the MIME is shared/outgoing.py.
+and nothing is queued unless the whole body is good. Building the MIME is shared/mail/outgoing.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from ..errors import InputError
 
 FIELDS = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments", "headers",
           "reference", "sendAt", "copy", "messageId"}

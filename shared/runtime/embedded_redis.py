@@ -14,9 +14,9 @@ import shutil
 import sys
 from urllib.parse import unquote, urlsplit
 
-from . import config as config_module
+from .. import config as config_module
+from ..errors import ConfigError
 from .bootstrap import exit_on_config_error
-from .errors import ConfigError
 
 LOCAL_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1"}
 

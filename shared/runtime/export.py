@@ -23,9 +23,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as config_module
+from .. import config as config_module
+from ..errors import ConfigError
 from . import home, processes
-from .errors import ConfigError
 
 FORMATS = ("supervisord", "systemd", "procfile")
 TEMPLATES = Path(__file__).with_name("export_templates")

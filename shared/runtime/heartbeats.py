@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .keys import Keys
+from ..keys import Keys
 
 OVERDUE_BEATS = 3  # a worker is unresponsive after missing this many beats
 FORGET_AFTER = 600  # seconds after which an unresponsive worker's entry is dropped

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import Config
+from ..config import Config
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import os
 import sys
 import tempfile
 
-from . import config as config_module
-from .errors import ConfigError
+from .. import config as config_module
+from ..errors import ConfigError
 
 
 def prepare(process_type: str, register: bool = True) -> config_module.Config:
@@ -31,9 +31,9 @@ def prepare(process_type: str, register: bool = True) -> config_module.Config:
     _ensure_writable_dir("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
     already = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if "prometheus_client.values" in sys.modules and already != metrics_dir:
-        raise RuntimeError("prometheus_client was imported before shared.bootstrap.prepare()")
+        raise RuntimeError("prometheus_client was imported before shared.runtime.bootstrap.prepare()")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from .metrics import directory as metricsdir  # prometheus_client is imported from here on
+    from ..metrics import directory as metricsdir  # prometheus_client is imported from here on
 
     metricsdir.use_instance_ids()
     if register:

@@ -13,7 +13,7 @@ import os
 
 from dotenv import dotenv_values
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SETTING = "MAILPULSE_HOME"
 DOTENV = ".env"
