@@ -1,15 +1,18 @@
 """Benchmark: messages/s one `workers.submit` process delivers, next to two plain smtplib loops
 in the same run (one connection per message, and one reused connection), against two receivers:
 
-- `postfix`: a private Postfix on loopback relaying into Dovecot over LMTP (the issue's "local
-  MTA"). It answers in about a millisecond and shares the 2 cores with everything else, so it
-  caps what any client gets from it; the line "N smtplib connections in parallel" shows that
-  cap (context, not a baseline).
+- `postfix`: a private Postfix on loopback (the issue's "local MTA"), in two variants, each
+  printed (--postfix picks one): `discard` answers 250 once the message is queued on disk, as
+  always, then discards it instead of delivering; `lmtp` relays it into Dovecot over LMTP, whose
+  delivery (about 4-5 ms of CPU per message, bench/mta_ceiling.py) then shares the 2 cores with
+  the clients being timed and caps every client near one loop's rate. The line "N smtplib
+  connections at once" shows what each takes (context, not a baseline).
 - `latency`: an aiosmtpd receiver (bench/slow_smtp.py, its own process) that answers DATA after
   --latency-ms, as a remote submission server does. Here sending concurrently and reusing
   connections have latency to hide.
 
-    .venv/bin/python bench/submit.py --messages 300 [--receiver postfix|latency|both] [--copy] [--rounds 3]
+    .venv/bin/python bench/submit.py --messages 300 [--receiver postfix|latency|both]
+        [--postfix discard|lmtp|both] [--copy] [--rounds 3]
 
 Every side sends the same 2 KB message to one recipient. The submit process appends nothing to a
 Sent folder (its account has no IMAP settings), as the loops don't; --copy adds a run where it
@@ -48,6 +51,13 @@ from support.imap import store  # noqa: E402
 from support.postfix import Postfix  # noqa: E402
 from support.servers import Process, RedisServer, base_env, free_port, wait_for  # noqa: E402
 
+# Postfix's variants (--postfix): what it does with a message after its 250 (queued on disk, fsync'd,
+# either way). `discard`: qmgr hands each queued message to the discard transport instead of LMTP,
+# so that Dovecot's delivery work does not share the 2 cores with the clients being timed.
+POSTFIX_SETTINGS = {"lmtp": {}, "discard": {"default_transport": "discard", "relay_transport": "discard"}}
+POSTFIX_TITLES = {"lmtp": "receiver: Postfix on loopback, relaying into Dovecot over LMTP",
+                  "discard": "receiver: Postfix on loopback, queueing to disk, then discarding (no delivery)"}
+POSTFIX_TRANSPORTS = {"lmtp": ("lmtp",), "discard": ("discard",), "both": ("discard", "lmtp")}
 RCPT = "sink@example.test"
 SENDER = "bench@example.test"
 
@@ -161,6 +171,9 @@ def main() -> None:
     parser.add_argument("--receiver", choices=("postfix", "latency", "both"), default="both")
     parser.add_argument("--latency-ms", type=float, default=50, help="the latency receiver's delay before "
                                                                      "it answers DATA")
+    parser.add_argument("--postfix", choices=tuple(POSTFIX_TRANSPORTS), default="both",
+                        help="after its 250, Postfix relays into Dovecot (lmtp) or discards the queued "
+                             "message (discard)")
     parser.add_argument("--copy", action="store_true", help="also a run that appends to Sent")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per receiver, each printed (the "
                                                                "figures of a shared machine vary)")
@@ -179,17 +192,17 @@ def main() -> None:
     print(f"messages: {args.messages}, SUBMIT_CONCURRENCY={args.concurrency}")
     try:
         conn = redis.Redis.from_url(server.url)
-        if args.receiver in ("postfix", "both"):
-            mta = Postfix(lmtp_port=dovecot.lmtp_port)
+        for transport in POSTFIX_TRANSPORTS[args.postfix] if args.receiver in ("postfix", "both") else ():
+            mta = Postfix(lmtp_port=dovecot.lmtp_port, settings=POSTFIX_SETTINGS[transport])
             mta.start()
             try:
-                def relayed():
+                def relayed(mta=mta):
                     wait_for(lambda: "Mail queue is empty" in mta.queued(), timeout=300, interval=0.2,
-                             what="Postfix's queue relayed into Dovecot")
+                             what="Postfix's queue delivered")
 
                 for _ in range(args.rounds):
-                    report("receiver: Postfix on loopback, relaying into Dovecot over LMTP", mta.port, args,
-                           conn, tmp, server.url, copy_imap, relayed)
+                    report(POSTFIX_TITLES[transport], mta.port, args, conn, tmp, server.url, copy_imap,
+                           relayed)
             finally:
                 mta.close()
         if args.receiver in ("latency", "both"):

@@ -10,6 +10,11 @@ itself at stop.
     mta = Postfix(lmtp_port=dovecot.lmtp_port); mta.start()
     ... smtp to 127.0.0.1:mta.port ...
     mta.close()
+
+`settings` overrides or adds main.cf parameters (bench/submit.py's accept-only variant:
+`{"default_transport": "discard", ...}`). Each is written once, in place: a parameter named twice
+in main.cf makes every daemon log a warning at start, and postlogd, logging its own warning into
+its own socket before it reads it, deadlocks (postqueue and showq then hang).
 """
 
 from __future__ import annotations
@@ -83,6 +88,15 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def _main_cf(text: str, settings: dict[str, str]) -> str:
+    """`text` with each of `settings` replacing its line, or appended: never a parameter twice."""
+    lines, left = [], dict(settings)
+    for line in text.splitlines():
+        name = line.split("=", 1)[0].strip()
+        lines.append(f"{name} = {left.pop(name)}" if name in left else line)
+    return "\n".join(lines + [f"{name} = {value}" for name, value in left.items()]) + "\n"
+
+
 def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
@@ -92,7 +106,7 @@ def _answers(port: int) -> bool:
 
 
 class Postfix:
-    def __init__(self, lmtp_port: int):
+    def __init__(self, lmtp_port: int, settings: dict[str, str] | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="mailpulse-postfix-"))
         self.root.chmod(0o755)
         self.config_dir = self.root / "etc"
@@ -101,7 +115,8 @@ class Postfix:
         (self.root / "data").mkdir()
         shutil.chown(self.root / "data", "postfix", "postfix")  # master's lock file
         self.port = free_port()
-        (self.config_dir / "main.cf").write_text(MAIN_CF.format(root=self.root, lmtp_port=lmtp_port))
+        (self.config_dir / "main.cf").write_text(_main_cf(MAIN_CF.format(root=self.root, lmtp_port=lmtp_port),
+                                                          settings or {}))
         (self.config_dir / "master.cf").write_text(MASTER_CF.format(port=self.port))
         # Postfix's own scripts (post-install, set-permissions) are looked up in daemon_directory's
         # shared files; meta_directory points at the system's postfix-files.
