@@ -54,6 +54,12 @@ def files_by_instance(directory):
     return metricsdir.listing(directory).files
 
 
+def unfolded_dead(directory) -> list[str]:
+    """Instances of dead processes whose files are there and not yet in the archive."""
+    folded = Archive.load(directory).folded
+    return [i for i in files_by_instance(directory) if not metricsdir.is_alive(i) and i not in folded]
+
+
 def responses(samples):
     return value(samples, "imap_responses", response="OK", code="") or 0
 
@@ -139,13 +145,14 @@ def test_crash_between_archive_and_deletion_counts_once(web, env, tmp_path, toke
     directory = env["PROMETHEUS_MULTIPROC_DIR"]
     writers = Writers(env, tmp_path)
     writers.run(7, "exit")
-    scrape_until(web.url, token, lambda s: responses(s) == 7, "the 7 folded")  # the archive holds them
+    scrape_until(web.url, token, lambda s: responses(s) == 7, "the 7 counted")
+    # A scrape also counts a dead process's files before their fold: wait for the fold itself.
+    wait_for(lambda: not unfolded_dead(directory), what="the 7 folded into the archive")
     # Do by hand what a fold does up to its crash point: archive written, files still there
     # (holding the fold lock, so that the folder waits meanwhile).
     with metricsdir.locked(directory, exclusive=True, name=FOLD_LOCK):
         writers.run(4, "exit")
-        (instance,) = [i for i in files_by_instance(directory)
-                       if not metricsdir.is_alive(i) and i not in Archive.load(directory).folded]
+        (instance,) = unfolded_dead(directory)
         archive = Archive.load(directory)
         for kind, path in files_by_instance(directory)[instance]:
             if kind == "counter":
