@@ -69,21 +69,18 @@ class MailboxChannel:
         self.timeout = timeout
 
     def call(self, account: str, op: str, params: dict) -> Reply:
-        request_id, deadline = self._send(account, op, params)
-        kind, value = self._head(account, request_id, deadline)
-        if kind == channel.ANSWER:
-            return Reply(value[0], text=value[1])
-        if kind != channel.HEAD or value.get("stream"):
-            raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
-        return Reply(value["status"], value.get("body") or {})
+        return self._request(account, op, params, streaming=False)
 
     def stream(self, account: str, op: str, params: dict) -> Reply:
         """The head at once; the body's chunks as an iterator (read by the WSGI server)."""
+        return self._request(account, op, params, streaming=True)
+
+    def _request(self, account: str, op: str, params: dict, streaming: bool) -> Reply:
         request_id, deadline = self._send(account, op, params)
         kind, value = self._head(account, request_id, deadline)
         if kind == channel.ANSWER:
             return Reply(value[0], text=value[1])
-        if kind != channel.HEAD:
+        if kind != channel.HEAD or (value.get("stream") and not streaming):
             raise ChannelError(f"account {account!r}: the IMAP process answered out of turn")
         if not value.get("stream"):
             return Reply(value["status"], value.get("body") or {})

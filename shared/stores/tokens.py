@@ -89,26 +89,17 @@ class TokenStore:
 
     def verify(self, token: str | None) -> Token | None:
         """The stored token matching `token`, or None. Malformed input is simply unknown."""
-        if not token or not TOKEN_RE.fullmatch(token):
-            return None
-        token_hash = hash_token(token)
-        found = self._load(token_hash)
-        # The lookup is by hash; compare the stored hash in constant time all the same.
-        if found is None or not hmac.compare_digest(found.hash, token_hash):
-            return None
-        return found
+        token_hash = _presented_hash(token)
+        return _matching(token_hash, self._load(token_hash)) if token_hash else None
 
     def verify_and_record(self, token: str | None, ip: str | None) -> Token | None:
         """verify() and record_use() in one round trip. Raises redis.ResponseError when Redis
         refuses the write (full, read-only, an ACL): then verify() alone still answers."""
-        if not token or not TOKEN_RE.fullmatch(token):
+        token_hash = _presented_hash(token)
+        if not token_hash:
             return None
-        token_hash = hash_token(token)
         flat = self._verify_and_record(keys=[self.keys.token(token_hash)], args=[time.time(), ip or ""])
-        found = _token(token_hash, dict(zip(flat[::2], flat[1::2], strict=True)))
-        if found is None or not hmac.compare_digest(found.hash, token_hash):
-            return None
-        return found
+        return _matching(token_hash, _token(token_hash, dict(zip(flat[::2], flat[1::2], strict=True))))
 
     def record_use(self, token: Token, ip: str | None) -> None:
         self.conn.hset(self.keys.token(token.hash), mapping={"last_used": time.time(), "last_ip": ip or ""})
@@ -137,6 +128,20 @@ class TokenStore:
 
     def _load(self, token_hash: str) -> Token | None:
         return _token(token_hash, self.conn.hgetall(self.keys.token(token_hash)))
+
+
+def _presented_hash(token: str | None) -> str | None:
+    """The hash to look a presented token up by; None for malformed input (simply unknown)."""
+    if not token or not TOKEN_RE.fullmatch(token):
+        return None
+    return hash_token(token)
+
+
+def _matching(token_hash: str, found: Token | None) -> Token | None:
+    # The lookup is by hash; compare the stored hash in constant time all the same.
+    if found is None or not hmac.compare_digest(found.hash, token_hash):
+        return None
+    return found
 
 
 def _token(token_hash: str, data: dict[bytes, bytes]) -> Token | None:

@@ -131,15 +131,15 @@ class SubmitJobs:
             with self.conn.pipeline() as pipe:
                 pipe.multi()  # explicit from the start: rq's enqueue (the events) calls multi() otherwise
                 status = self._record(pipe, claim, kind, error, attempts, backoff_base)
-                emitted = [name for name, data in events_for(status)
-                           if events.add_to(self.conn, pipe, self.keys, name, target,
-                                            claim.payload["account"], data)]
+                emitted = events_for(status)
+                for name, data in emitted:
+                    events.add_to(self.conn, pipe, self.keys, name, target, claim.payload["account"], data)
                 pipe.execute()
         except BaseException:
             job.meta.clear()  # not recorded: the next try starts from the same attempt count
             job.meta.update(before)
             raise
-        for name in emitted:
+        for name, _ in emitted:
             events.counted(name)
         return status
 
